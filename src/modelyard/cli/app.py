@@ -1,0 +1,62 @@
+"""The ``modelyard`` command: wires the command groups and translates errors once."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.text import Text
+
+from modelyard import __version__
+from modelyard.cli import aliases, models
+from modelyard.cli.generate import run_command
+from modelyard.cli.output import stderr
+from modelyard.cli.runtime import Runtime
+from modelyard.cli.serve import serve_command
+from modelyard.config import Settings
+from modelyard.errors import ModelyardError
+
+app = typer.Typer(
+    name="modelyard",
+    help="Run open-weight AI models on your own hardware, under your organisation's control.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(aliases.app, name="alias")
+app.command("run")(run_command)
+app.command("serve")(serve_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"modelyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        stderr().print(Text.assemble(("error: ", "red"), f"invalid MODELYARD_* setting: {exc}"))
+        raise typer.Exit(1) from exc
+    runtime = Runtime(settings)
+    ctx.obj = runtime
+    ctx.call_on_close(runtime.close)
+
+
+def main() -> None:
+    """Entry point: Typer handles usage errors; modelyard's own errors are translated here."""
+    try:
+        app(prog_name="modelyard")
+    except ModelyardError as exc:
+        stderr().print(Text.assemble(("error: ", "red"), exc.message))
+        sys.exit(exc.exit_code)

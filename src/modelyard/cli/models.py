@@ -1,0 +1,147 @@
+"""``modelyard models``: import, list, show and remove model versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelyard.catalog.records import ModelVersion
+from modelyard.cli.output import (
+    byte_progress,
+    human_bytes,
+    human_count,
+    print_fields,
+    print_json,
+    print_table,
+    stderr,
+)
+from modelyard.cli.runtime import Runtime
+from modelyard.errors import InvalidInput
+from modelyard.intake.default_model import import_default
+from modelyard.intake.importer import import_path
+
+app = typer.Typer(help="Import, list, show and remove models.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    runtime: Runtime = ctx.obj
+    return runtime
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    path: Path | None = typer.Argument(None, help="A .gguf file or a safetensors model directory."),
+    name: str | None = typer.Option(None, "--name", help="Model name (default: from the file)."),
+    default: bool = typer.Option(
+        False, "--default", help="Import the bundled default model (Gemma 3 270M)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import a model into the store: verified, hashed, refused if unsafe."""
+    runtime = _runtime(ctx)
+    if default == (path is not None):
+        raise InvalidInput("give either a PATH or --default")
+    with byte_progress(enabled=not as_json) as progress:
+        if default:
+            version, created = import_default(runtime.registry, runtime.settings, progress=progress)
+        else:
+            assert path is not None
+            version = import_path(
+                path, runtime.registry, runtime.settings, name=name, progress=progress
+            )
+            created = True
+    if as_json:
+        print_json({**version.to_json(), "created": created})
+        return
+    verb = "imported" if created else "already registered:"
+    stderr().print(f"{verb} [bold]{version.ref}[/] sha256:{version.digest[:12]}")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Only the versions of this model."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List model versions."""
+    versions = _runtime(ctx).registry.list_versions(name)
+    if as_json:
+        print_json([v.to_json() for v in versions])
+        return
+    print_table(
+        None,
+        ["MODEL", "FORMAT", "ARCH", "PARAMS", "QUANT", "SIZE", "LICENCE", "ALIASES", "CREATED"],
+        [
+            [
+                v.ref,
+                v.format,
+                v.metadata.get("architecture"),
+                human_count(v.metadata.get("parameters")),
+                v.metadata.get("quantization"),
+                human_bytes(v.size_bytes),
+                v.metadata.get("license"),
+                ",".join(v.aliases),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for v in versions
+        ],
+    )
+
+
+def _fields(v: ModelVersion) -> list[tuple[str, Any]]:
+    meta = v.metadata
+    return [
+        ("model", v.ref),
+        ("digest", f"sha256:{v.digest}"),
+        ("format", v.format),
+        ("architecture", meta.get("architecture")),
+        ("parameters", f"{meta.get('parameters'):,}" if meta.get("parameters") else None),
+        ("context length", meta.get("context_length")),
+        ("quantization", meta.get("quantization")),
+        ("size", f"{human_bytes(v.size_bytes)} ({v.size_bytes:,} bytes)"),
+        ("tokenizer", meta.get("tokenizer")),
+        ("chat template", "yes" if meta.get("chat_template") else "none"),
+        ("licence", meta.get("license")),
+        ("origin", v.origin),
+        ("parent", v.parent),
+        ("source", v.source_path),
+        ("created by", v.created_by),
+        ("created at", v.created_at.isoformat(timespec="seconds")),
+        ("aliases", ", ".join(v.aliases) or None),
+        ("files", "\n".join(f"{f.path}  {human_bytes(f.size_bytes)}" for f in v.files)),
+    ]
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME (newest version) or NAME@N."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show one version: metadata, lineage, files."""
+    version = _runtime(ctx).registry.get(ref)
+    if as_json:
+        print_json(version.to_json())
+    else:
+        print_fields(_fields(version))
+
+
+@app.command("rm")
+def rm_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME (newest version) or NAME@N."),
+    all_versions: bool = typer.Option(False, "--all", help="Remove every version of NAME."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove a version (refused while an alias points at it); frees blobs no longer used."""
+    removed = _runtime(ctx).registry.remove(ref, all_versions=all_versions)
+    if as_json:
+        print_json({"removed": [v.ref for v in removed]})
+        return
+    for version in removed:
+        stderr().print(f"removed {version.ref}")

@@ -1,0 +1,1 @@
+"""Engines: the :class:`~modelyard.engines.base.Engine` protocol and its backends."""

@@ -1,0 +1,138 @@
+"""The content-addressed blob store under ``<home>/blobs``.
+
+A blob is named by the SHA-256 of its bytes (``blobs/sha256/ab/abcdef…``). Writing is
+crash-safe: bytes stream into a temporary file in the same directory tree while the hash is
+computed, the file is fsynced, then atomically renamed into place. A failure or a kill at any
+point leaves at most a temp file in ``blobs/tmp``, which :meth:`BlobStore.clean_tmp` removes;
+never a half-written blob under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK_SIZE = 1024 * 1024
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes just copied, once per chunk."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size_bytes: int
+    path: Path
+    created: bool
+    """True when this write put the blob in the store (it was not there before)."""
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp_dir = root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def write_stream(
+        self,
+        sources: Iterable[BinaryIO],
+        *,
+        expected_sha256: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> StoredBlob:
+        """Copy the concatenation of ``sources`` into the store and return where it lies.
+
+        Raises ``ValueError`` when ``expected_sha256`` is given and does not match; nothing is
+        stored in that case.
+        """
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f"import-{os.getpid()}-", suffix=".part", dir=self.tmp_dir
+        )
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for source in sources:
+                    while chunk := source.read(CHUNK_SIZE):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            if expected_sha256 is not None and sha256 != expected_sha256:
+                raise ValueError(f"SHA-256 mismatch: expected {expected_sha256}, got {sha256}")
+            final = self.path_for(sha256)
+            if final.is_file():
+                tmp_path.unlink()
+                return StoredBlob(sha256, size, final, created=False)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp_path, 0o444)
+            os.replace(tmp_path, final)
+            _fsync_dir(final.parent)
+            return StoredBlob(sha256, size, final, created=True)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+            raise
+
+    def write_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        with path.open("rb") as source:
+            return self.write_stream([source], progress=progress)
+
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(sha256).unlink()
+
+    def clean_tmp(self) -> int:
+        """Remove temp files whose writing process is gone; returns how many were removed."""
+        if not self.tmp_dir.is_dir():
+            return 0
+        removed = 0
+        for leftover in self.tmp_dir.glob("import-*.part"):
+            pid_text = leftover.name.split("-")[1]
+            if pid_text.isdigit() and _process_alive(int(pid_text)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed += 1
+        return removed
+
+    def all_hashes(self) -> set[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return set()
+        return {p.name for p in base.glob("*/*") if p.is_file()}
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,90 @@
+"""Small model files the tests make themselves: tiny GGUFs, safetensors directories, bad files."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tiny_gguf(
+    path: Path, *, arch: str = "llama", context: int = 256, licence: str | None = "apache-2.0"
+) -> Path:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name("tiny-test")
+    writer.add_context_length(context)
+    writer.add_embedding_length(8)
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    if licence:
+        writer.add_string("general.license", licence)
+    writer.add_tokenizer_model("llama")
+    writer.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    writer.add_tensor("token_embd.weight", np.ones((16, 8), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.ones((8,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def gguf_header_bytes(tensor_count: int, kv_count: int, version: int = 3) -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", version, tensor_count, kv_count)
+
+
+def write_gguf_with_huge_string(path: Path) -> Path:
+    """A GGUF whose one metadata key claims a 2**64-1 byte string value."""
+    key = b"general.name"
+    body = struct.pack("<Q", len(key)) + key + struct.pack("<I", 8)  # type 8 = STRING
+    body += struct.pack("<Q", 2**64 - 1) + b"x" * 64
+    path.write_bytes(gguf_header_bytes(0, 1) + body + b"\0" * 256)
+    return path
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> Path:
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    blobs = []
+    for name, array in tensors.items():
+        data = array.astype(np.float32).tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        offset += len(data)
+        blobs.append(data)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    return path
+
+
+def make_hf_directory(root: Path, *, licence_text: str | None = "mit") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "max_position_embeddings": 512,
+                "torch_dtype": "float32",
+            }
+        )
+    )
+    (root / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}))
+    (root / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "LlamaTokenizer", "chat_template": "{{ messages }}"})
+    )
+    if licence_text:
+        (root / "README.md").write_text(f"---\nlicense: {licence_text}\n---\n# tiny\n")
+    write_safetensors(
+        root / "model.safetensors",
+        {"embed.weight": np.ones((4, 3)), "norm.weight": np.zeros((3,))},
+    )
+    return root
