@@ -77,7 +77,7 @@ def _bounded_reader_class() -> Any:
     import gguf
     import numpy as np
 
-    class BoundedReader(gguf.GGUFReader):  # type: ignore[misc]
+    class BoundedReader(gguf.GGUFReader):
         def _check(self, offset: int, length: int, what: str) -> None:
             if offset + length > len(self.data):
                 raise ValueError(f"truncated: {what} of {length} bytes at offset {offset}")
