@@ -1,0 +1,1 @@
+"""Evaluate and pilot: quality on the organisation's own data, bias probes, speed."""
