@@ -10,6 +10,7 @@ from rich.text import Text
 
 from modelyard import __version__
 from modelyard.cli import aliases, models
+from modelyard.cli import store as store_cli
 from modelyard.cli.generate import run_command
 from modelyard.cli.output import stderr
 from modelyard.cli.runtime import Runtime
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(aliases.app, name="alias")
+app.add_typer(store_cli.app, name="store")
 app.command("run")(run_command)
 app.command("serve")(serve_command)
 

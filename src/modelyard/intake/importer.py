@@ -147,7 +147,7 @@ def _discard_new_blobs(registry: Registry, stored: list[StoredBlob]) -> None:
         referenced = registry.referenced_blobs()
     except StoreFault:
         # The database is unreachable: the finished blobs stay (complete and named by their
-        # hash, so harmless); `modelyard models gc` removes them once it is back.
+        # hash, so harmless); `modelyard store gc` removes them once it is back.
         return
     for sha in created - referenced:
         registry.blobs.delete(sha)
