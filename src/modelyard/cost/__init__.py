@@ -1,0 +1,1 @@
+"""Cost: the hardware cost model, the comparison with hosted APIs, chargeback."""

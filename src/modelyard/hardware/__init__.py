@@ -1,0 +1,1 @@
+"""Hardware: detect this machine, measure its memory bandwidth, keep named profiles."""
