@@ -1,0 +1,205 @@
+"""Appending to the hash-chained audit log.
+
+An append is one transaction: lock the head row (``UPDATE audit_head SET seq = seq + 1``),
+read the previous hash, seal the texts under the data subject's key, insert the record,
+move the head. Concurrent appenders — threads or gateway processes — queue on that row, so
+the chain never forks. :meth:`AuditLog.append` returns only after the commit; a caller that
+cannot append must not release its response (fail closed).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from modelyard.audit import cipher
+from modelyard.audit.canonical import iso_now, record_hash, sha256_text
+from modelyard.audit.checkpoints import write_checkpoint
+from modelyard.audit.connection import audit_engine
+from modelyard.audit.secrets import subject_digest
+from modelyard.config import Settings
+from modelyard.errors import InvalidInput, Unavailable
+from modelyard.store.audit_tables import AuditHeadRow, AuditRecordRow, AuditSubjectKeyRow
+from modelyard.store.database import Database
+
+TEXT_MODES = ("full", "redacted", "hash", "none")
+
+
+@dataclass
+class AuditEntry:
+    """What a caller records. ``prompt``/``response`` are the texts as they may be stored
+    (already redacted when the PII policy says so); ``text_mode`` says which they are."""
+
+    kind: str = "request"
+    actor: str | None = None
+    team: str | None = None
+    route: str | None = None
+    target: str | None = None
+    blob_sha256: str | None = None
+    status: int | None = None
+    latency_ms: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    client: str | None = None
+    subject: str | None = None
+    text_mode: str = "none"
+    prompt: str | None = None
+    response: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    hash: str
+
+
+class AuditLog:
+    """The audit log of one database. Thread-safe; share one per process."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.engine: Engine = audit_engine(db)
+        self.lock = threading.Lock()
+        settings.audit_dir.mkdir(parents=True, exist_ok=True)
+
+    def append(self, entry: AuditEntry) -> Appended:
+        if entry.text_mode not in TEXT_MODES:
+            raise InvalidInput(f"unknown audit text mode {entry.text_mode!r}")
+        try:
+            with self.lock, Session(self.engine) as session, session.begin():
+                appended = self.append_in(session, entry)
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"the audit log cannot be written: {type(exc).__name__}") from exc
+        if appended.seq % self.settings.audit_checkpoint_every == 0:
+            write_checkpoint(self.settings, appended.seq, appended.hash)
+        return appended
+
+    def append_in(self, session: Session, entry: AuditEntry) -> Appended:
+        """Append inside the caller's transaction (which must hold :attr:`lock`)."""
+        session.execute(
+            update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=AuditHeadRow.seq + 1)
+        )
+        head = session.execute(
+            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == 1)
+        ).one()
+        seq, prev_hash = int(head.seq), str(head.hash)
+        fields = self._fields(session, entry, seq)
+        digest = record_hash(fields, prev_hash)
+        session.add(AuditRecordRow(seq=seq, prev_hash=prev_hash, hash=digest, **fields))
+        session.flush()
+        session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(hash=digest))
+        return Appended(seq, digest)
+
+    def _fields(self, session: Session, entry: AuditEntry, seq: int) -> dict[str, Any]:
+        mode = entry.text_mode
+        has_text = entry.prompt is not None or entry.response is not None
+        if has_text and mode in ("full", "redacted") and self.settings.audit_store_text == "hash":
+            mode = "hash"
+        subject_id = None
+        prompt_ct = response_ct = prompt_sha = response_sha = None
+        if mode in ("full", "redacted") and has_text:
+            subject_id, key = self._subject_key(session, entry.subject or entry.actor or "-")
+            if entry.prompt is not None:
+                prompt_ct = cipher.encrypt(key, entry.prompt, f"{seq}:prompt")
+            if entry.response is not None:
+                response_ct = cipher.encrypt(key, entry.response, f"{seq}:response")
+        elif mode == "hash":
+            prompt_sha = sha256_text(entry.prompt) if entry.prompt is not None else None
+            response_sha = sha256_text(entry.response) if entry.response is not None else None
+        else:
+            mode = "none"
+        return {
+            "kind": entry.kind,
+            "at": iso_now(),
+            "actor": entry.actor,
+            "team": entry.team,
+            "route": entry.route,
+            "target": entry.target,
+            "blob_sha256": entry.blob_sha256,
+            "status": entry.status,
+            "latency_ms": entry.latency_ms,
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "client": entry.client,
+            "data_subject": subject_id,
+            "text_mode": mode,
+            "prompt_ct": prompt_ct,
+            "response_ct": response_ct,
+            "prompt_sha256": prompt_sha,
+            "response_sha256": response_sha,
+            "details": dict(entry.details),
+        }
+
+    def _subject_key(self, session: Session, subject: str) -> tuple[str, str]:
+        digest = subject_digest(self.settings, subject)
+        row = session.get(AuditSubjectKeyRow, digest)
+        if row is None:
+            row = AuditSubjectKeyRow(
+                subject_digest=digest,
+                id=str(uuid.uuid4()),
+                key=cipher.new_key(),
+                created_at=iso_now(),
+            )
+            session.add(row)
+            session.flush()
+        return row.id, row.key
+
+    def head(self) -> Appended:
+        try:
+            with Session(self.engine) as session:
+                row = session.execute(select(AuditHeadRow.seq, AuditHeadRow.hash)).one()
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"the audit log cannot be read: {type(exc).__name__}") from exc
+        return Appended(int(row.seq), str(row.hash))
+
+    def checkpoint(self) -> Appended | None:
+        """Sign the current head (on shutdown, or on demand). None for an empty log."""
+        head = self.head()
+        if head.seq == 0:
+            return None
+        write_checkpoint(self.settings, head.seq, head.hash)
+        return head
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        try:
+            if checkpoint:
+                self.checkpoint()
+        finally:
+            if self.engine is not self.db.engine:
+                self.engine.dispose()
+
+
+def record_event(
+    db: Database,
+    settings: Settings,
+    kind: str,
+    actor: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+) -> Appended:
+    """Append a non-request event (a lifecycle transition, a key revoked, …) to the log.
+
+    ``kind`` names the event (``lifecycle.promote``), ``actor`` who did it, ``subject`` what
+    it was done to (``gemma3-270m@2``). Committed when this returns; raises
+    :class:`~modelyard.errors.Unavailable` if it cannot be written.
+    """
+    log = AuditLog(db, settings)
+    try:
+        return log.append(
+            AuditEntry(
+                kind="event",
+                actor=actor,
+                target=subject,
+                details={"event": kind, **(details or {})},
+            )
+        )
+    finally:
+        log.close(checkpoint=False)
