@@ -1,49 +1,87 @@
-"""``modelyard serve``: make sure the default model is there, then serve.
+"""``modelyard serve``: the OpenAI-compatible gateway.
 
-Until the gateway lands this runs a one-shot check instead: the default model is imported
-if the registry is empty, loaded with the llama.cpp engine, and asked for a few tokens.
+On first start it imports the bundled default model when the registry is empty, and creates
+an admin key when there is none, printing it once (it is stored only as a hash and never
+logged).
 """
 
 from __future__ import annotations
 
-import time
+import os
 
 import typer
 
-from modelyard.cli.output import byte_progress, stderr
+from modelyard.cli.output import byte_progress, stderr, stdout
 from modelyard.cli.runtime import Runtime
-from modelyard.engines.base import SamplingParams, collect
-from modelyard.engines.loader import open_engine
+from modelyard.governance.keys import KeyStore
 from modelyard.intake.default_model import import_default
+from modelyard.intake.importer import current_user
+
+FIRST_KEY_NAME = "admin"
 
 
-def serve_command(
-    ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8080, "--port"),
-) -> None:
-    """Serve models (the HTTP gateway is not built yet: runs a one-shot engine check)."""
-    runtime: Runtime = ctx.obj
+def _prepare(runtime: Runtime) -> None:
     console = stderr()
     if runtime.registry.is_empty():
         console.print("registry is empty: importing the bundled default model…")
         with byte_progress() as progress:
             version, _ = import_default(runtime.registry, runtime.settings, progress=progress)
-    else:
-        version = runtime.registry.list_versions()[-1]
-    console.print(f"loading {version.ref} with llama.cpp…")
-    started = time.perf_counter()
-    engine = open_engine(version, runtime.blobs, runtime.settings)
-    loaded = time.perf_counter()
-    text, finish = collect(
-        engine.complete("The capital of France is", SamplingParams(max_tokens=8, temperature=0))
+        _place_in_production(runtime, version.ref)
+        console.print(f"imported {version.ref}")
+    keys = KeyStore(runtime.db)
+    if keys.count_active() == 0:
+        name = FIRST_KEY_NAME
+        existing = {k.name for k in keys.list()}
+        suffix = 1
+        while name in existing:
+            suffix += 1
+            name = f"{FIRST_KEY_NAME}-{suffix}"
+        _, plaintext = keys.create(name, admin=True, created_by=current_user())
+        console.print(
+            f"created admin key {name!r}; it is shown once, here, and stored only as a hash:"
+        )
+        stdout().print(f"\n    {plaintext}\n", markup=False, highlight=False)
+
+
+def _place_in_production(runtime: Runtime, ref: str) -> None:
+    """The bundled default is served as soon as it is imported (recorded as a transition)."""
+    from modelyard.catalog.lifecycle import Stage
+    from modelyard.catalog.promotion import place
+
+    place(
+        runtime.registry,
+        ref,
+        Stage.PRODUCTION,
+        actor=current_user(),
+        reason="bundled default model, placed in production by the first `modelyard serve`",
     )
-    engine.close()
-    console.print(
-        f"one-shot check passed: loaded in {loaded - started:.2f}s, generated "
-        f"{finish.completion_tokens} tokens: {text!r}"
-    )
-    console.print(
-        f"[yellow]the HTTP gateway ({host}:{port}) is not built yet; "
-        "use `modelyard run MODEL PROMPT` meanwhile.[/]"
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="0 picks a free port."),
+) -> None:
+    """Serve the OpenAI-compatible API (/v1), /healthz, /readyz and /metrics."""
+    import uvicorn
+
+    from modelyard.gateway.app import create_app
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    runtime: Runtime = ctx.obj
+    _prepare(runtime)
+    settings = runtime.settings
+    runtime.close()
+    app = create_app(settings)
+    stderr().print(f"modelyard gateway on http://{host}:{port}/v1")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        # Header limits are ours (431 from the app); h11's own buffer only stops abuse.
+        h11_max_incomplete_event_size=settings.gateway_max_header_bytes * 64,
+        log_level="info",
+        timeout_graceful_shutdown=5,
     )

@@ -23,11 +23,36 @@ class SamplingParams:
     top_k: int = 40
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+    """None: no log-probabilities; N >= 0: each token's own plus its N most likely rivals."""
+    grammar: str | None = None
+    """A GBNF grammar (llama.cpp) the output must follow (JSON mode, JSON schema)."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias) pairs added to the logits before sampling."""
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    token_bytes: bytes
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    token_bytes: bytes
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The tokens behind this delta (only when SamplingParams.logprobs is set)."""
 
 
 @dataclass(frozen=True)

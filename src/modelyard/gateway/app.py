@@ -1,0 +1,82 @@
+"""The app factory: routers, error translation, size limits, request metrics, lifespan."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard import __version__
+from modelyard.config import Settings
+from modelyard.gateway.errors import install_error_handlers
+from modelyard.gateway.limits import SizeLimits
+from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.routes import chat, completions, embeddings, governance_admin, health, models
+from modelyard.gateway.state import Gateway
+
+
+class RequestMetrics:
+    """Gives each request an id and records its route, status and latency (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})["request_id"] = f"req-{secrets.token_hex(8)}"
+        started = time.perf_counter()
+        status = 500
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(label, str(status)).inc()
+            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI:
+    """A gateway app; it opens (or adopts) its :class:`Gateway` when the server starts."""
+    state = gateway or Gateway.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="modelyard gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.gateway = state
+    install_error_handlers(app)
+    for module in (models, chat, completions, embeddings, health, governance_admin):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    app.add_middleware(
+        SizeLimits,
+        max_body_bytes=settings.gateway_max_body_bytes,
+        max_header_bytes=settings.gateway_max_header_bytes,
+    )
+    return app

@@ -1,0 +1,265 @@
+"""Governance around the engine call: scopes → PII → limits → engine → audit record.
+
+One layer, because its parts share per-request state (the PII placeholders the answer must
+restore, the reservation the real token count settles, the redacted texts the audit record
+stores). Each part lives in its own module under :mod:`modelyard.governance` and
+:mod:`modelyard.audit`; this file only orders them.
+
+The audit record is committed before the caller gets the end of the answer: ``Finish``
+events are held back until :meth:`AuditLog.append` returns, and if it cannot write, the
+call fails with 503 instead (fail closed). Refusals (403, 429, 400 for blocked PII) are
+recorded too, without text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from modelyard.audit.log import AuditEntry, AuditLog
+from modelyard.config import Settings
+from modelyard.engines.base import TextDelta
+from modelyard.errors import ModelyardError
+from modelyard.gateway.pipeline import (
+    ChoiceEvent,
+    EmbeddingCall,
+    EmbeddingHandler,
+    EmbeddingResult,
+    GenerationCall,
+    Handler,
+)
+from modelyard.governance.limits import Limiter, Reservation, open_limiter
+from modelyard.governance.pii.analyzer import Analyzer
+from modelyard.governance.pii.policy import PiiBlocked, PiiGuard
+from modelyard.governance.pii.stream import OutputFilter
+from modelyard.governance.scopes import Access
+from modelyard.governance.teams import KeyPolicies
+from modelyard.store.database import Database
+
+CLIENT_CLOSED = 499
+
+
+def estimate_tokens(text: str) -> int:
+    """A deliberately high guess of a prompt's tokens (2 characters a token), for reserving."""
+    return len(text) // 2 + 1
+
+
+class Governance:
+    """What one gateway process holds for governance: policies, limiter, analyzer, audit log."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        limiter: Limiter | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policies = KeyPolicies(db)
+        self.limiter = limiter or open_limiter(settings)
+        self.analyzer = Analyzer.from_settings(settings)
+        self.audit = audit or AuditLog(db, settings)
+
+    def close(self) -> None:
+        try:
+            self.audit.close(checkpoint=True)
+        finally:
+            self.limiter.close()
+
+    # -- shared steps -------------------------------------------------------------------
+
+    async def _admit(
+        self, key_name: str, admin: bool, route: str, model_names: list[str]
+    ) -> Access:
+        access = await asyncio.to_thread(self.policies.access, key_name, admin=admin)
+        access.check_alive()
+        access.check_route(route)
+        access.check_model(model_names)
+        return access
+
+    def _entry(
+        self, call: GenerationCall | EmbeddingCall, route: str, access: Access | None
+    ) -> AuditEntry:
+        version = call.served.version
+        return AuditEntry(
+            kind="request",
+            actor=call.principal.key_name,
+            team=access.team if access else None,
+            route=route,
+            target=version.ref,
+            blob_sha256=version.digest,
+            client=call.client,
+            subject=call.user or call.principal.key_name,
+            details={
+                "request_id": call.request_id,
+                "served": call.served.route or None,
+                "canary": call.served.canary,
+            },
+        )
+
+    async def _record(self, entry: AuditEntry) -> None:
+        await asyncio.to_thread(self.audit.append, entry)
+
+    async def _refused(self, entry: AuditEntry, exc: ModelyardError) -> None:
+        entry.status = exc.http_status
+        entry.details["error"] = exc.code or type(exc).__name__
+        await self._record(entry)  # an Unavailable here replaces the refusal: fail closed
+
+    # -- chat and completions -------------------------------------------------------------
+
+    async def generation_layer(
+        self, call: GenerationCall, inner: Handler
+    ) -> AsyncIterator[ChoiceEvent]:
+        started = time.monotonic()
+        names = [str(call.body.get("model") or call.served.version.name)]
+        names += [call.served.version.name, call.served.version.ref]
+        entry = self._entry(call, call.endpoint, None)
+        entry.details.update(_params(call))
+        try:
+            access = await self._admit(
+                call.principal.key_name, call.principal.admin, call.endpoint, names
+            )
+            entry.team = access.team
+            guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
+            entry.details["pii"] = guard.policy
+            model_prompts, logged_prompts = guard.inbound(call.prompts)
+            per_prompt = call.max_tokens if call.max_tokens is not None else self.settings.n_ctx
+            estimate = sum(estimate_tokens(p) + per_prompt * call.n for p in model_prompts)
+            reservation = self.limiter.reserve(
+                access.key_name,
+                access.key_scope.limits,
+                access.team,
+                access.team_scope.limits,
+                estimate,
+            )
+        except ModelyardError as exc:
+            if isinstance(exc, PiiBlocked):
+                entry.details["pii_types"] = list(exc.types)
+            await self._refused(entry, exc)
+            raise
+        entry.text_mode = guard.text_mode
+        entry.prompt = "\n\n".join(logged_prompts)
+        async for item in self._generate(
+            replace(call, prompts=tuple(model_prompts)), inner, guard, entry, reservation, started
+        ):
+            yield item
+
+    async def _generate(
+        self,
+        call: GenerationCall,
+        inner: Handler,
+        guard: PiiGuard,
+        entry: AuditEntry,
+        reservation: Reservation,
+        started: float,
+    ) -> AsyncIterator[ChoiceEvent]:
+        filters: dict[int, OutputFilter] = {}
+        logged: dict[int, list[str]] = {}
+        held: list[ChoiceEvent] = []
+        passthrough = guard.policy == "off"
+        try:
+            async for item in inner(call):
+                out = filters.setdefault(item.index, guard.output())
+                event = item.event
+                if isinstance(event, TextDelta):
+                    piece = out.feed(event.text)
+                    logged.setdefault(item.index, []).append(piece.to_log)
+                    if passthrough:
+                        yield item
+                    elif piece.to_caller:
+                        yield ChoiceEvent(item.index, TextDelta(piece.to_caller))
+                    continue
+                piece = out.flush()
+                logged.setdefault(item.index, []).append(piece.to_log)
+                if piece.to_caller and not passthrough:
+                    yield ChoiceEvent(item.index, TextDelta(piece.to_caller))
+                if item.index % call.n == 0:
+                    entry.prompt_tokens += event.prompt_tokens
+                entry.completion_tokens += event.completion_tokens
+                held.append(item)
+            entry.status = 200
+        except ModelyardError as exc:
+            entry.status = exc.http_status
+            entry.details["error"] = exc.code or type(exc).__name__
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            entry.status = CLIENT_CLOSED
+            raise
+        finally:
+            self.limiter.settle(reservation, entry.prompt_tokens + entry.completion_tokens)
+            entry.latency_ms = int((time.monotonic() - started) * 1000)
+            entry.response = _join(logged)
+            if entry.status is None:
+                entry.status = 500
+            if entry.status != 200:
+                # Not awaited in a thread: a closing generator may not be resumed later.
+                self.audit.append(entry)
+        await self._record(entry)  # fail closed: no record, no end of the answer
+        for item in held:
+            yield item
+
+    # -- embeddings ---------------------------------------------------------------------
+
+    async def embedding_layer(
+        self, call: EmbeddingCall, inner: EmbeddingHandler
+    ) -> EmbeddingResult:
+        started = time.monotonic()
+        names = [call.served.version.name, call.served.version.ref]
+        entry = self._entry(call, "embeddings", None)
+        try:
+            access = await self._admit(
+                call.principal.key_name, call.principal.admin, "embeddings", names
+            )
+            entry.team = access.team
+            guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
+            entry.details["pii"] = guard.policy
+            model_inputs, logged_inputs = guard.inbound(call.inputs)
+            estimate = sum(estimate_tokens(t) for t in model_inputs)
+            reservation = self.limiter.reserve(
+                access.key_name,
+                access.key_scope.limits,
+                access.team,
+                access.team_scope.limits,
+                estimate,
+            )
+        except ModelyardError as exc:
+            await self._refused(entry, exc)
+            raise
+        entry.text_mode = guard.text_mode
+        entry.prompt = "\n\n".join(logged_inputs)
+        try:
+            result = await inner(replace(call, inputs=tuple(model_inputs)))
+        except ModelyardError as exc:
+            self.limiter.settle(reservation, 0)
+            await self._refused(entry, exc)
+            raise
+        except BaseException:
+            self.limiter.settle(reservation, 0)
+            raise
+        self.limiter.settle(reservation, result.prompt_tokens)
+        entry.status, entry.prompt_tokens = 200, result.prompt_tokens
+        entry.latency_ms = int((time.monotonic() - started) * 1000)
+        await self._record(entry)
+        return result
+
+
+def _params(call: GenerationCall) -> dict[str, Any]:
+    p = call.params
+    return {
+        "max_tokens": call.max_tokens,
+        "n": call.n,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "seed": p.seed,
+        "stream": bool(call.body.get("stream")),
+    }
+
+
+def _join(logged: dict[int, list[str]]) -> str:
+    if len(logged) <= 1:
+        return "".join(next(iter(logged.values()), []))
+    return "\n\n".join(f"[{i}] " + "".join(parts) for i, parts in sorted(logged.items()))

@@ -1,0 +1,179 @@
+"""``POST /v1/chat/completions``: chat, streaming or not."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from modelyard.engines.base import Finish
+from modelyard.engines.chat_templates import render_chat
+from modelyard.engines.json_grammar import grammar_for
+from modelyard.engines.tool_calls import parse_tool_calls
+from modelyard.errors import InvalidInput
+from modelyard.gateway.auth import require_key
+from modelyard.gateway.generation import collect_choices, serve_model, usage
+from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
+from modelyard.gateway.responses import chat_logprobs, new_id, now
+from modelyard.gateway.routes.common import (
+    chain,
+    check_n,
+    gateway_of,
+    response_headers,
+    sampling,
+    start_generation,
+)
+from modelyard.gateway.schemas import ChatRequest
+from modelyard.gateway.sse import DONE, frame, sse_response
+from modelyard.governance.keys import Principal
+
+router = APIRouter()
+
+
+def tool_names(body: ChatRequest) -> set[str]:
+    names = set()
+    for tool in body.tools or []:
+        function = tool.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.add(function["name"])
+    return names
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    body: ChatRequest, request: Request, principal: Principal = Depends(require_key)
+) -> Response:
+    gateway = gateway_of(request)
+    check_n(gateway, body.n)
+    if body.top_logprobs is not None and not body.logprobs:
+        raise InvalidInput("top_logprobs needs logprobs: true", param="top_logprobs")
+    served = await serve_model(gateway, body.model, principal)
+    version = served.version
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    tools = None if body.tool_choice == "none" else body.tools
+    chat = render_chat(version.metadata, messages, tools=tools, model=version.ref)
+    params = sampling(
+        body,
+        stops=chat.stop,
+        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        grammar=grammar_for(body.response_format),
+    )
+    call = GenerationCall(
+        endpoint="chat",
+        request_id=request.state.request_id,
+        principal=principal,
+        served=served,
+        prompts=(chat.prompt,),
+        params=params,
+        max_tokens=body.token_limit(),
+        n=body.n,
+        user=body.user,
+        client=request.client.host if request.client else None,
+        body=body.model_dump(),
+    )
+    first, stream = await start_generation(gateway, call)
+    events = chain(first, stream)
+    headers = response_headers(request, served.headers)
+    completion_id = new_id("chatcmpl")
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        frames = _stream(events, completion_id, version.ref, body, include_usage)
+        return sse_response(frames, headers)
+    results = await collect_choices(events, body.n, request)
+    choices = []
+    prompt_tokens = completion_tokens = 0
+    for index, result in enumerate(results):
+        finish = result.finish or Finish("stop", 0, 0)
+        prompt_tokens = finish.prompt_tokens
+        completion_tokens += finish.completion_tokens
+        text = "".join(result.text)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        reason: str = finish.reason
+        if calls := parse_tool_calls(text, tool_names(body)) if tools else []:
+            message.update(content=None, tool_calls=[c.to_json() for c in calls])
+            reason = "tool_calls"
+        choices.append(
+            {
+                "index": index,
+                "message": message,
+                "logprobs": chat_logprobs(result.logprobs) if body.logprobs else None,
+                "finish_reason": reason,
+            }
+        )
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": version.ref,
+        "system_fingerprint": f"modelyard-{version.digest[:12]}",
+        "choices": choices,
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
+    return JSONResponse(payload, headers=headers)
+
+
+async def _stream(
+    events: AsyncIterator[ChoiceEvent],
+    completion_id: str,
+    model: str,
+    body: ChatRequest,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    created = now()
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return frame(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
+        )
+
+    for index in range(body.n):
+        yield chunk(
+            [
+                {
+                    "index": index,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ]
+        )
+    prompt_tokens = completion_tokens = 0
+    async for item in events:
+        event = item.event
+        if isinstance(event, Finish):
+            prompt_tokens = event.prompt_tokens
+            completion_tokens += event.completion_tokens
+            yield chunk(
+                [
+                    {
+                        "index": item.index,
+                        "delta": {},
+                        "logprobs": None,
+                        "finish_reason": event.reason,
+                    }
+                ]
+            )
+            continue
+        logprobs = chat_logprobs(event.logprobs) if body.logprobs else None
+        yield chunk(
+            [
+                {
+                    "index": item.index,
+                    "delta": {"content": event.text},
+                    "logprobs": logprobs,
+                    "finish_reason": None,
+                }
+            ]
+        )
+    if include_usage:
+        yield chunk([], usage=usage(prompt_tokens, completion_tokens))
+    yield DONE

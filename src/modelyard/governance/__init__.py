@@ -1,0 +1,1 @@
+"""Governance: policies (lifecycle gates), PII, keys, retention."""
