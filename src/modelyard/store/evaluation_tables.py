@@ -37,3 +37,15 @@ class EvalRunRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvalRowResult(Base):
+    """One finished row of a run: written as soon as it is scored, so a run can resume."""
+
+    __tablename__ = "eval_rows"
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    row_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

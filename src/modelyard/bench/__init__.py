@@ -1,0 +1,1 @@
+"""Load generation behind ``modelyard bench``: fixed-length requests at several concurrencies."""
