@@ -69,3 +69,5 @@ class NewVersion:
     origin: str = "imported"
     parent: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
+    number: int | None = None
+    """Ask for this version number (a deployment reproduced elsewhere); default: the next."""

@@ -15,12 +15,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from modelyard.catalog.aliases import move_alias, remove_alias
+from modelyard.catalog.lifecycle import Stage, write_transition
 from modelyard.catalog.records import Alias, ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.refs import ModelRef, parse_ref
+from modelyard.catalog.rows import find_version, versions_of
 from modelyard.errors import Conflict, NotFound, StoreFault
 from modelyard.intake.names import validate_name
 from modelyard.store.blobs import BlobStore
 from modelyard.store.database import Database
+from modelyard.store.lifecycle_tables import AliasCanaryRow
 from modelyard.store.tables import (
     AliasRow,
     BlobRow,
@@ -60,6 +64,17 @@ def _record(row: ModelVersionRow, aliases: Iterable[str] = ()) -> ModelVersion:
     )
 
 
+def version_record(row: ModelVersionRow, aliases: Iterable[str] = ()) -> ModelVersion:
+    """The immutable record of a version row (for catalog modules working in a session)."""
+    return _record(row, aliases)
+
+
+def _os_user() -> str:
+    from modelyard.intake.importer import current_user  # the importer depends on the registry
+
+    return current_user()
+
+
 class Registry:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
@@ -80,6 +95,11 @@ class Registry:
                     raise StoreFault(f"could not register {new.name}: {exc.orig}") from exc
         raise AssertionError("unreachable")
 
+    def insert_version(self, session: Session, new: NewVersion) -> ModelVersion:
+        """Register inside the caller's transaction (a deployment applied all at once)."""
+        validate_name(new.name)
+        return self._insert(session, new)
+
     def _insert(self, session: Session, new: NewVersion) -> ModelVersion:
         model = session.scalar(select(ModelRow).where(ModelRow.name == new.name))
         if model is None:
@@ -99,9 +119,17 @@ class Registry:
         if parent_row is not None:
             lineage["parent"] = f"{parent_row.model.name}@{parent_row.version}"
             lineage.setdefault("parent_digest", parent_row.digest)
+        number = (newest or 0) + 1
+        if new.number is not None:
+            if new.number < number:
+                raise Conflict(
+                    f"cannot register {new.name}@{new.number}: {new.name} is already at "
+                    f"version {newest}"
+                )
+            number = new.number
         row = ModelVersionRow(
             model_id=model.id,
-            version=(newest or 0) + 1,
+            version=number,
             digest=new.digest,
             format=new.format,
             size_bytes=new.size_bytes,
@@ -120,6 +148,14 @@ class Registry:
         session.add(row)
         session.flush()
         session.refresh(row)
+        write_transition(
+            session,
+            row,
+            Stage.REGISTERED,
+            actor=new.created_by,
+            reason=f"{new.origin} from {new.source_path}",
+            initial=True,
+        )
         return _record(row)
 
     def remove(self, ref_text: str, *, all_versions: bool = False) -> list[ModelVersion]:
@@ -133,7 +169,11 @@ class Registry:
             else:
                 rows = [self._find(session, ref)]
             for row in rows:
-                alias_names = self._aliases_of(session, row.id)
+                alias_names = self._aliases_of(session, row.id) + list(
+                    session.scalars(
+                        select(AliasCanaryRow.alias).where(AliasCanaryRow.version_id == row.id)
+                    )
+                )
                 if alias_names:
                     raise Conflict(
                         f"{row.model.name}@{row.version} is the target of alias "
@@ -168,27 +208,18 @@ class Registry:
         )
         return hashes - still_used
 
-    def set_alias(self, alias: str, ref_text: str) -> Alias:
+    def set_alias(self, alias: str, ref_text: str, *, actor: str | None = None) -> Alias:
+        """Create or move an alias (atomic; drops any canary split; recorded in its history)."""
         validate_name(alias, what="alias")
         with self.db.session() as session:
-            if session.scalar(select(ModelRow).where(ModelRow.name == alias)) is not None:
-                raise Conflict(f"{alias!r} is already a model name; an alias needs its own name")
             row = self._find(session, parse_ref(ref_text))
-            existing = session.get(AliasRow, alias)
-            now = utcnow()
-            if existing is None:
-                session.add(AliasRow(name=alias, version_id=row.id, updated_at=now))
-            else:
-                existing.version_id = row.id
-                existing.updated_at = now
-            return Alias(alias, f"{row.model.name}@{row.version}", now)
+            state = move_alias(session, alias, row, actor=actor or _os_user())
+            assert state.updated_at is not None
+            return Alias(alias, state.target, state.updated_at)
 
-    def delete_alias(self, alias: str) -> None:
+    def delete_alias(self, alias: str, *, actor: str | None = None) -> None:
         with self.db.session() as session:
-            existing = session.get(AliasRow, alias)
-            if existing is None:
-                raise NotFound(f"no alias named {alias!r}")
-            session.delete(existing)
+            remove_alias(session, alias, actor=actor or _os_user())
 
     # -- reading -------------------------------------------------------------------------
 
@@ -249,29 +280,10 @@ class Registry:
     # -- helpers -------------------------------------------------------------------------
 
     def _versions_of(self, session: Session, name: str) -> list[ModelVersionRow]:
-        rows = list(
-            session.scalars(
-                select(ModelVersionRow)
-                .join(ModelRow)
-                .where(ModelRow.name == name)
-                .order_by(ModelVersionRow.version)
-            )
-        )
-        if not rows:
-            raise NotFound(f"no model named {name!r}")
-        return rows
+        return versions_of(session, name)
 
     def _find(self, session: Session, ref: ModelRef) -> ModelVersionRow:
-        rows = self._versions_of(session, ref.name)
-        if ref.version is None:
-            return rows[-1]
-        for row in rows:
-            if row.version == ref.version:
-                return row
-        raise NotFound(
-            f"{ref.name} has no version {ref.version} "
-            f"(versions: {', '.join(str(r.version) for r in rows)})"
-        )
+        return find_version(session, ref)
 
     def _aliases_of(self, session: Session, version_id: int) -> list[str]:
         return list(session.scalars(select(AliasRow.name).where(AliasRow.version_id == version_id)))

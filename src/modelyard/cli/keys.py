@@ -33,6 +33,9 @@ def create_command(
     tokens_per_day: int | None = typer.Option(None, min=0),
     tokens_per_month: int | None = typer.Option(None, min=0),
     pii: str | None = typer.Option(None, help="off, redact-logs, redact or block."),
+    pilot: bool = typer.Option(
+        False, "--pilot", help="May also use 'approved' versions (pilots), not only production."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it once: it is stored only as a hash."""
@@ -43,6 +46,7 @@ def create_command(
         expires_at=parse_expiry(expires),
         pii=pii,
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
+        pilot=pilot,
     )
     scoped = create_scoped_key(
         runtime.db, name, admin=admin, team=team, scope=scope, created_by=current_user()

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from modelyard.advisor.matching import family_of
+from modelyard.catalog.cards import card_for
 from modelyard.catalog.records import ModelVersion
+from modelyard.cli.governed import (
+    ACTOR_OPTION,
+    POLICY_OPTION,
+    actor_of,
+    lifecycle,
+    parse_day,
+    write_text_atomic,
+)
 from modelyard.cli.output import (
     byte_progress,
     human_bytes,
@@ -70,15 +81,28 @@ def list_command(
 ) -> None:
     """List model versions."""
     versions = _runtime(ctx).registry.list_versions(name)
+    stages = lifecycle(_runtime(ctx)).stages()
     if as_json:
-        print_json([v.to_json() for v in versions])
+        print_json([{**v.to_json(), "stage": stages[v.ref].stage.value} for v in versions])
         return
     print_table(
         None,
-        ["MODEL", "FORMAT", "ARCH", "PARAMS", "QUANT", "SIZE", "LICENCE", "ALIASES", "CREATED"],
+        [
+            "MODEL",
+            "STAGE",
+            "FORMAT",
+            "ARCH",
+            "PARAMS",
+            "QUANT",
+            "SIZE",
+            "LICENCE",
+            "ALIASES",
+            "CREATED",
+        ],
         [
             [
                 v.ref,
+                stages[v.ref].stage.value,
                 v.format,
                 v.metadata.get("architecture"),
                 human_count(v.metadata.get("parameters")),
@@ -124,11 +148,19 @@ def show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one version: metadata, lineage, files."""
-    version = _runtime(ctx).registry.get(ref)
+    version, info = lifecycle(_runtime(ctx)).stage(ref)
+    family = family_of(version.metadata)  # the advisor's knowledge-base match
     if as_json:
-        print_json(version.to_json())
+        print_json({**version.to_json(), "lifecycle": info.to_json(), "family": family})
     else:
-        print_fields(_fields(version))
+        sunset = f" (sunset {info.sunset_at:%Y-%m-%d})" if info.sunset_at else ""
+        print_fields(
+            [
+                *_fields(version),
+                ("stage", f"{info.stage.value}{sunset}"),
+                ("family", family or "unknown"),
+            ]
+        )
 
 
 @app.command("rm")
@@ -145,3 +177,93 @@ def rm_command(
         return
     for version in removed:
         stderr().print(f"removed {version.ref}")
+
+
+@app.command("promote")
+def promote_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@N to move."),
+    to: str = typer.Option(..., "--to", help="Target stage (candidate, approved, production…)."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded with the transition)."),
+    sunset: str | None = typer.Option(None, "--sunset", help="Sunset date YYYY-MM-DD."),
+    replacement: str | None = typer.Option(
+        None, "--replacement", help="Alias (or model) clients should use instead."
+    ),
+    policy: Path | None = POLICY_OPTION,
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move a version to another stage; the policy's gates are checked first."""
+    service = lifecycle(_runtime(ctx), policy)
+    promotion = service.promote(
+        ref,
+        to,
+        actor=actor_of(actor),
+        reason=reason,
+        sunset_at=parse_day(sunset, "--sunset"),
+        replacement=replacement,
+    )
+    if as_json:
+        print_json(promotion.to_json())
+        return
+    if promotion.report.results:
+        print_table(
+            None,
+            ["GATE", "STAGE", "STATUS", "DETAIL"],
+            [[r.gate, r.stage, r.status, r.detail] for r in promotion.report.results],
+        )
+    for transition in promotion.transitions:
+        stderr().print(
+            f"{transition.ref}: {transition.from_stage} → [bold]{transition.to_stage}[/] "
+            f"by {transition.actor}"
+        )
+
+
+@app.command("history")
+def history_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Every stage transition of a model's versions: who, when, why, on what evidence."""
+    transitions = lifecycle(_runtime(ctx)).history(name)
+    if as_json:
+        print_json([t.to_json() for t in transitions])
+        return
+    print_table(
+        None,
+        ["WHEN", "VERSION", "FROM", "TO", "ACTOR", "REASON", "EVIDENCE"],
+        [
+            [
+                t.at.strftime("%Y-%m-%d %H:%M:%S"),
+                t.ref,
+                t.from_stage,
+                t.to_stage,
+                t.actor,
+                t.reason,
+                ", ".join(t.evidence),
+            ]
+            for t in transitions
+        ],
+    )
+
+
+@app.command("card")
+def card_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@N."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
+    intended_use: str | None = typer.Option(
+        None, "--intended-use", help="Set the card's intended-use text first."
+    ),
+) -> None:
+    """Write a version's model card (Markdown) to stdout or a file."""
+    service = lifecycle(_runtime(ctx))
+    if intended_use is not None:
+        service.set_intended_use(ref, intended_use)
+    text = card_for(service, ref)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text_atomic(output, text)
+    stderr().print(f"wrote {output}")

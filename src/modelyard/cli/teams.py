@@ -42,6 +42,9 @@ def create_command(
     ),
     expires: str | None = typer.Option(None, help="30d, 12h, 2w, or an ISO date."),
     pii: str | None = typer.Option(None, help="off, redact-logs, redact or block."),
+    pilot: bool = typer.Option(
+        False, "--pilot", help="May also use 'approved' versions (pilots), not only production."
+    ),
     requests_per_minute: int | None = typer.Option(None, min=0),
     tokens_per_minute: int | None = typer.Option(None, min=0),
     tokens_per_day: int | None = typer.Option(None, min=0),
@@ -56,6 +59,7 @@ def create_command(
         expires_at=parse_expiry(expires),
         pii=pii,
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
+        pilot=pilot,
     )
     team = Teams(runtime.db).create(name, scope)
     if as_json:

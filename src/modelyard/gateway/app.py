@@ -15,7 +15,15 @@ from modelyard.config import Settings
 from modelyard.gateway.errors import install_error_handlers
 from modelyard.gateway.limits import SizeLimits
 from modelyard.gateway.metrics import GatewayMetrics
-from modelyard.gateway.routes import chat, completions, embeddings, governance_admin, health, models
+from modelyard.gateway.routes import (
+    chat,
+    completions,
+    embeddings,
+    governance_admin,
+    health,
+    lifecycle_admin,
+    models,
+)
 from modelyard.gateway.state import Gateway
 
 
@@ -71,7 +79,15 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
     )
     app.state.gateway = state
     install_error_handlers(app)
-    for module in (models, chat, completions, embeddings, health, governance_admin):
+    for module in (
+        models,
+        chat,
+        completions,
+        embeddings,
+        health,
+        governance_admin,
+        lifecycle_admin,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=state.metrics)
     app.add_middleware(

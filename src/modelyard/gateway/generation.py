@@ -29,8 +29,12 @@ DISCONNECT_POLL_S = 0.25
 
 async def serve_model(gateway: Gateway, name: str, principal: Principal) -> ServedModel:
     """The one way a client's model name becomes a version (catalog.serving decides)."""
-    del principal  # scopes (pilot access) arrive with the governance layer
-    return await asyncio.to_thread(resolve_for_serving, gateway.registry, name, pilot=False)
+
+    def resolve() -> ServedModel:
+        pilot = gateway.access_for(principal).pilot
+        return resolve_for_serving(gateway.registry, name, pilot=pilot)
+
+    return await asyncio.to_thread(resolve)
 
 
 def _work(call: GenerationCall) -> Callable[[Engine], Iterator[ChoiceEvent]]:

@@ -15,7 +15,8 @@ from modelyard.engines.scheduler import ModelKind, ModelPool, Scheduler
 from modelyard.gateway.governance_layer import Governance
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.pipeline import EmbeddingLayer, Layer
-from modelyard.governance.keys import KeyStore
+from modelyard.governance.keys import KeyStore, Principal
+from modelyard.governance.scopes import Access
 from modelyard.intake.importer import open_blob_store
 from modelyard.store.database import Database
 
@@ -78,6 +79,12 @@ class Gateway:
             embedding_layers=[governance.embedding_layer],
             governance=governance,
         )
+
+    def access_for(self, principal: Principal) -> Access:
+        """What the calling key may do (scopes of the key and its team; pilot access)."""
+        if self.governance is None:
+            return Access(key_name=principal.key_name, admin=principal.admin)
+        return self.governance.policies.access(principal.key_name, admin=principal.admin)
 
     def start(self) -> None:
         self.scheduler.start()

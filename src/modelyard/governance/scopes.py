@@ -50,6 +50,8 @@ class Scope:
     expires_at: datetime | None = None
     pii: str | None = None
     limits: Limits = field(default_factory=Limits)
+    pilot: bool = False
+    """May use versions in the ``approved`` stage (a pilot) as well as ``production`` ones."""
 
     def __post_init__(self) -> None:
         for route in self.routes or ():
@@ -69,6 +71,7 @@ class Scope:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "pii": self.pii,
             "limits": self.limits.to_json(),
+            "pilot": self.pilot,
         }
 
     @classmethod
@@ -81,6 +84,7 @@ class Scope:
             expires_at=datetime.fromisoformat(expires) if expires else None,
             pii=data.get("pii"),
             limits=Limits.from_json(data.get("limits")),
+            pilot=bool(data.get("pilot", False)),
         )
 
 
@@ -131,6 +135,11 @@ class Access:
         if self.key_scope.pii is None and self.team_scope.pii is None:
             return default
         return stricter_pii(self.key_scope.pii, self.team_scope.pii)
+
+    @property
+    def pilot(self) -> bool:
+        """Pilot access, granted by the key's scope or its team's."""
+        return self.key_scope.pilot or (self.team is not None and self.team_scope.pilot)
 
     def check_alive(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)

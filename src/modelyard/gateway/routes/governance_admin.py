@@ -33,6 +33,7 @@ class ScopeBody(BaseModel):
     tokens_per_minute: int | None = Field(default=None, ge=0)
     tokens_per_day: int | None = Field(default=None, ge=0)
     tokens_per_month: int | None = Field(default=None, ge=0)
+    pilot: bool = False
 
     def scope(self) -> Scope:
         return Scope(
@@ -46,6 +47,7 @@ class ScopeBody(BaseModel):
                 self.tokens_per_day,
                 self.tokens_per_month,
             ),
+            pilot=self.pilot,
         )
 
 

@@ -40,16 +40,19 @@ def _entry(name: str, served: ServedModel, kind: str) -> dict[str, Any]:
     }
 
 
-def _listing(gateway: Gateway) -> list[dict[str, Any]]:
+def _listing(gateway: Gateway, principal: Principal) -> list[dict[str, Any]]:
+    """The models and aliases this key may use, as served to it (stage, pilot, scope)."""
     registry = gateway.registry
+    access = gateway.access_for(principal)
     names = sorted({v.name for v in registry.list_versions()})
     aliases = [a.name for a in registry.list_aliases()]
     entries = []
     for name, kind in [(n, "model") for n in names] + [(a, "alias") for a in aliases]:
         try:
-            served = resolve_for_serving(registry, name, pilot=False)
+            served = resolve_for_serving(registry, name, pilot=access.pilot)
+            access.check_model([name, served.version.name, served.version.ref])
         except ModelyardError:
-            continue  # not servable to this key (stage, advisory…): not listed
+            continue  # not servable to this key (scope, stage, advisory…): not listed
         entries.append(_entry(name, served, _usage(served)))
         entries[-1]["modelyard"]["entry"] = kind
     return entries
@@ -63,8 +66,7 @@ def _usage(served: ServedModel) -> str:
 async def list_models(
     request: Request, principal: Principal = Depends(require_key)
 ) -> JSONResponse:
-    del principal
-    data = await asyncio.to_thread(_listing, gateway_of(request))
+    data = await asyncio.to_thread(_listing, gateway_of(request), principal)
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -72,12 +74,16 @@ async def list_models(
 async def get_model(
     model_id: str, request: Request, principal: Principal = Depends(require_key)
 ) -> JSONResponse:
-    del principal
     gateway = gateway_of(request)
+
+    def resolve() -> ServedModel:
+        access = gateway.access_for(principal)
+        served = resolve_for_serving(gateway.registry, model_id, pilot=access.pilot)
+        access.check_model([model_id, served.version.name, served.version.ref])
+        return served
+
     try:
-        served = await asyncio.to_thread(
-            resolve_for_serving, gateway.registry, model_id, pilot=False
-        )
+        served = await asyncio.to_thread(resolve)
     except NotFound as exc:
         raise NotFound(exc.message, param="model", code="model_not_found") from exc
     return JSONResponse(_entry(model_id, served, _usage(served)))

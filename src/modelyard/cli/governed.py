@@ -1,0 +1,57 @@
+"""What the lifecycle command groups share: who acts, and the lifecycle service."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import typer
+
+from modelyard.catalog.promotion import Lifecycle
+from modelyard.cli.runtime import Runtime
+from modelyard.errors import InvalidInput
+from modelyard.governance.policy import load_policy
+from modelyard.intake.importer import current_user
+
+ACTOR_HELP = "Act as this person (default: the OS user); the admin API passes the key's name."
+
+
+ACTOR_OPTION = typer.Option(None, "--actor", help=ACTOR_HELP)
+POLICY_OPTION = typer.Option(
+    None, "--policy", help="Policy file (default: modelyard.toml or policy.yaml in the home)."
+)
+
+
+def actor_of(actor: str | None) -> str:
+    if actor is not None and not actor.strip():
+        raise InvalidInput("--actor is empty", param="actor")
+    return actor.strip() if actor else current_user()
+
+
+def lifecycle(runtime: Runtime, policy: Path | None = None) -> Lifecycle:
+    return Lifecycle(runtime.registry, runtime.settings, load_policy(runtime.settings, policy))
+
+
+def parse_day(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} takes a date as YYYY-MM-DD, not {text!r}") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file all at once: a temp file beside it, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)

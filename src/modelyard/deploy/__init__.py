@@ -1,0 +1,1 @@
+"""Deployment manifests: export what is served, diff two exports, reproduce one elsewhere."""

@@ -1,0 +1,128 @@
+"""The ``/admin`` lifecycle routes on a real server (uvicorn on a free port, the real app
+factory), called over HTTP with admin and non-admin keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from modelyard.catalog.registry import Registry
+from modelyard.config import Settings
+from modelyard.gateway.app import create_app
+from modelyard.governance.keys import KeyStore
+from tests.lifecycle.helpers import add_run, add_version
+
+POLICY = """
+[policy.stages.production]
+four_eyes = true
+evals = [{ suite = "clinic-qa", metric = "contains", min = 0.8 }]
+"""
+
+
+@dataclass
+class Admin:
+    url: str
+    admin: dict[str, str]
+    user: dict[str, str]
+
+
+@pytest.fixture
+def api(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[Admin]:
+    (sqlite_settings.home / "modelyard.toml").write_text(POLICY)
+    keys = KeyStore(fast_registry.db)
+    _, admin_key = keys.create("ops", admin=True, created_by="tests")
+    _, user_key = keys.create("app", created_by="tests")
+    app = create_app(sqlite_settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Admin(
+            f"http://127.0.0.1:{port}/admin",
+            {"Authorization": f"Bearer {admin_key}"},
+            {"Authorization": f"Bearer {user_key}"},
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
+    mine = add_version(fast_registry, "m", created_by="ops")
+    theirs = add_version(fast_registry, "m", created_by="alice")
+    add_run(fast_registry, mine, score=0.9)
+    add_run(fast_registry, theirs, score=0.9)
+    with httpx.Client(timeout=30) as http:
+        denied = http.get(f"{api.url}/aliases", headers=api.user)
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "admin_required"
+        check = http.get(
+            f"{api.url}/models/m@1/policy-check", params={"to": "production"}, headers=api.admin
+        ).json()
+        assert check["allowed"] is False and check["actor"] == "ops"
+        refused = http.post(
+            f"{api.url}/models/m@1/promote",
+            json={"to": "production", "reason": "mine"},
+            headers=api.admin,
+        )
+        assert refused.status_code == 403
+        error = refused.json()["error"]
+        assert error["code"] == "policy_refused" and "ops made m@1" in error["message"]
+        done = http.post(
+            f"{api.url}/models/m@2/promote",
+            json={"to": "production", "reason": "pilot passed"},
+            headers=api.admin,
+        )
+        assert done.status_code == 200, done.text
+        assert [t["to"] for t in done.json()["transitions"]][-1] == "production"
+        history = http.get(f"{api.url}/models/m/history", headers=api.admin).json()["data"]
+        assert history[-1]["actor"] == "ops" and history[-1]["evidence"]
+        bad = http.put(f"{api.url}/aliases/chat", json={"target": "m@2", "x": 1}, headers=api.admin)
+        assert bad.status_code == 400 and "error" in bad.json()
+        assert (
+            http.put(f"{api.url}/aliases/chat", json={"target": "m@1"}, headers=api.admin).json()[
+                "target"
+            ]
+            == "m@1"
+        )
+        moved = http.put(
+            f"{api.url}/aliases/chat",
+            json={"target": "m@2", "canary": "m@1", "weight": 5, "reason": "canary"},
+            headers=api.admin,
+        ).json()
+        assert (moved["target"], moved["canary"], moved["canary_weight"]) == ("m@2", "m@1", 5)
+        back = http.post(f"{api.url}/aliases/chat/rollback", headers=api.admin).json()
+        assert back["target"] == "m@1" and back["canary"] is None
+        shown = http.get(f"{api.url}/aliases/chat", headers=api.admin).json()
+        assert [h["actor"] for h in shown["history"]] == ["ops", "ops", "ops"]
+        added = http.post(
+            f"{api.url}/advisories",
+            json={"model": "m@2", "id": "CVE-2026-3", "severity": "high", "action": "block"},
+            headers=api.admin,
+        )
+        assert added.status_code == 201 and added.json()["created_by"] == "ops"
+        assert http.get(f"{api.url}/advisories", headers=api.admin).json()["data"][0]["id"] == (
+            "CVE-2026-3"
+        )
+        withdrawn = http.delete(f"{api.url}/advisories/m@2/CVE-2026-3", headers=api.admin)
+        assert withdrawn.json()["active"] is False
+        card = http.get(f"{api.url}/models/m@2/card", headers=api.admin)
+        assert card.headers["content-type"].startswith("text/markdown")
+        assert "# Model card: m@2" in card.text and "pilot passed" in card.text
+        manifest = http.get(f"{api.url}/deployment", headers=api.admin).json()
+        assert sorted(manifest["models"]) == ["m@1", "m@2"]  # m@1: the alias's target
+        assert manifest["aliases"]["chat"]["target"] == "m@1"
+        assert http.delete(f"{api.url}/aliases/chat", headers=api.admin).json()["deleted"]
+        missing = http.post(f"{api.url}/aliases/chat/rollback", headers=api.admin)
+        assert missing.status_code == 404
