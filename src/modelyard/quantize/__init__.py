@@ -1,0 +1,1 @@
+"""Quantization of registered GGUF versions with llama.cpp, and the quality/speed report."""

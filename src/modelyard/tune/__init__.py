@@ -1,0 +1,1 @@
+"""LoRA fine-tuning of registered models; the result is a new GGUF version with lineage."""
