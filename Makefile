@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test lint typecheck unit install dev clean-venv
+.PHONY: serve test lint typecheck unit install dev clean-venv browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~7-10 min on 2 cores)"
 	$(PIP) install --quiet --upgrade pip==25.3
+	$(PIP) install --quiet -c constraints.txt torch==2.13.0  # first: the CPU build, never CUDA
 	$(PIP) install --quiet -c constraints.txt -e .
 	@touch $@
 
@@ -35,7 +36,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-dev
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+unit: $(VENV)/.installed-dev browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

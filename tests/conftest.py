@@ -101,6 +101,17 @@ def default_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return blob.path
 
 
+@pytest.fixture(scope="session")
+def tuned_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real LoRA run on the default model (interrupted, then resumed), shared by the tune
+    and quantize tests; see tests/tune/tuned.py."""
+    from tests.tune.tuned import build_tuned
+
+    tuned = build_tuned(tmp_path_factory.mktemp("tuned"))
+    yield tuned
+    tuned.registry.db.close()
+
+
 def store_snapshot(settings: Settings, registry: Registry) -> tuple[Any, ...]:
     """Everything intake could have written: blob files, temp files, registry rows."""
     blobs = sorted(

@@ -39,6 +39,36 @@ class Settings(BaseSettings):
     n_ctx: int = 4096
     n_threads: int | None = None
 
+    # Gateway (docs/gateway.md).
+    gateway_workers: int = Field(default=2, ge=1)
+    """Worker slots: generations that run at once (each has its own llama.cpp context)."""
+    gateway_queue_size: int = Field(default=32, ge=0)
+    """Requests that may wait for a slot; beyond that the gateway answers 429."""
+    gateway_retry_after_s: int = Field(default=2, ge=1)
+    gateway_memory_budget_mb: int = Field(default=8192, ge=64)
+    """Loaded models are unloaded least-recently-used when this estimate would be exceeded."""
+    gateway_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    gateway_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    gateway_max_n: int = Field(default=4, ge=1)
+    """The largest ``n`` (choices per request) a client may ask for."""
+    gateway_max_embedding_inputs: int = Field(default=256, ge=1)
+
+    # Lifecycle (docs/lifecycle.md).
+    policy_file: Path | None = None
+    """Policy for stage transitions; default: modelyard.toml or policy.yaml in the home."""
+
+    # Governance and audit (docs/governance.md).
+    audit_checkpoint_every: int = Field(default=100, ge=1)
+    """Sign a checkpoint (sequence number + head hash) every N audit records."""
+    audit_retention_days: int | None = Field(default=None, ge=1)
+    """``modelyard audit purge`` removes records older than this (unset: keep all)."""
+    audit_store_text: str = Field(default="text", pattern="^(text|hash)$")
+    """``text``: prompts/answers stored encrypted (redacted per PII policy); ``hash``: digests."""
+    pii_default_policy: str = Field(default="off", pattern="^(off|redact-logs|redact|block)$")
+    """PII policy for keys and teams that set none."""
+    pii_phone_regions: str = "US,GB,DE,FR,NL,ES,IT,BE,PL,SE"
+    """Regions whose national phone formats the PII detector recognises (others need +CC)."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -48,6 +78,11 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def audit_dir(self) -> Path:
+        """Audit signing key, subject secret and signed checkpoints: outside the database."""
+        return self.home / "audit"
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
