@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from typer.testing import CliRunner, Result
 
 from modelyard.cli.app import app
 from modelyard.errors import ModelyardError
+from tests.harness import run_modelyard
 
 
 class CLI:
@@ -37,16 +36,7 @@ class CLI:
         return json.loads(self(*args, "--json").stdout)
 
     def real(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "MODELYARD_HOME": str(self.home), "COLUMNS": "200"}
-        env.pop("MODELYARD_DATABASE_URL", None)
-        return subprocess.run(
-            [sys.executable, "-m", "modelyard", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return run_modelyard(self.home, *args, timeout=300)
 
 
 @pytest.fixture

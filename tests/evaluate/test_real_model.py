@@ -4,33 +4,13 @@ eval run (choice, contains, perplexity), bias probes, and a pilot report checked
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.harness import CLI
+
 pytestmark = pytest.mark.slow
-
-
-class CLI:
-    def __init__(self, home: Path) -> None:
-        self.env = {**os.environ, "MODELYARD_HOME": str(home), "COLUMNS": "200"}
-        self.env.pop("MODELYARD_DATABASE_URL", None)
-
-    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "modelyard", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-            check=False,
-        )
-        if ok:
-            assert result.returncode == 0, result.stderr
-        return result
 
 
 @pytest.fixture(scope="module")

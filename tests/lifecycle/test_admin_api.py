@@ -3,19 +3,17 @@ factory), called over HTTP with admin and non-admin keys."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.gateway.app import create_app
 from modelyard.governance.keys import KeyStore
+from tests.harness import serve_in_thread
 from tests.lifecycle.helpers import add_run, add_version
 
 POLICY = """
@@ -39,23 +37,12 @@ def api(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[Admin]:
     _, admin_key = keys.create("ops", admin=True, created_by="tests")
     _, user_key = keys.create("app", created_by="tests")
     app = create_app(sqlite_settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with serve_in_thread(app) as base:
         yield Admin(
-            f"http://127.0.0.1:{port}/admin",
+            f"{base}/admin",
             {"Authorization": f"Bearer {admin_key}"},
             {"Authorization": f"Bearer {user_key}"},
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:

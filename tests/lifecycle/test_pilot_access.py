@@ -3,13 +3,10 @@ see only their models, everyone else sees production only."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import place
@@ -18,6 +15,7 @@ from modelyard.config import Settings
 from modelyard.gateway.app import create_app
 from modelyard.governance.key_admin import create_scoped_key
 from modelyard.governance.scopes import Scope
+from tests.harness import serve_in_thread
 from tests.lifecycle.helpers import add_version
 
 
@@ -29,19 +27,8 @@ def server(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[str]:
     place(fast_registry, "pilot-only@1", Stage.APPROVED, actor="ops", reason="test")
     fast_registry.set_alias("chat", "prod@1")
     app = create_app(sqlite_settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_in_thread(app) as base:
+        yield f"{base}/v1"
 
 
 def _key(registry: Registry, name: str, scope: Scope) -> dict[str, str]:
