@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from modelyard.catalog.records import ModelVersion
 from modelyard.engines.base import TokenLogprob
 
 
@@ -47,4 +48,23 @@ def completion_logprobs(tokens: Sequence[TokenLogprob], offset: int = 0) -> dict
         "token_logprobs": [t.logprob for t in tokens],
         "top_logprobs": [{a.token: a.logprob for a in t.top} for t in tokens],
         "text_offset": offsets,
+    }
+
+
+def completion_payload(
+    kind: str,
+    completion_id: str,
+    version: ModelVersion,
+    choices: list[dict[str, Any]],
+    usage: dict[str, int],
+) -> dict[str, Any]:
+    """The non-streaming envelope shared by ``chat.completion`` and ``text_completion``."""
+    return {
+        "id": completion_id,
+        "object": kind,
+        "created": now(),
+        "model": version.ref,
+        "system_fingerprint": f"modelyard-{version.digest[:12]}",
+        "choices": choices,
+        "usage": usage,
     }

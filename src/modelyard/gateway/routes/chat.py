@@ -16,7 +16,7 @@ from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
 from modelyard.gateway.generation import collect_choices, serve_model, usage
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
-from modelyard.gateway.responses import chat_logprobs, new_id, now
+from modelyard.gateway.responses import chat_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
     chain,
     check_n,
@@ -102,15 +102,9 @@ async def chat_completions(
                 "finish_reason": reason,
             }
         )
-    payload = {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": now(),
-        "model": version.ref,
-        "system_fingerprint": f"modelyard-{version.digest[:12]}",
-        "choices": choices,
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
+    payload = completion_payload(
+        "chat.completion", completion_id, version, choices, usage(prompt_tokens, completion_tokens)
+    )
     return JSONResponse(payload, headers=headers)
 
 

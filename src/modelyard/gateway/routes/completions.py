@@ -13,7 +13,7 @@ from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
 from modelyard.gateway.generation import collect_choices, serve_model, usage
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
-from modelyard.gateway.responses import completion_logprobs, new_id, now
+from modelyard.gateway.responses import completion_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
     chain,
     check_n,
@@ -85,15 +85,9 @@ async def completions(
                 "finish_reason": finish.reason,
             }
         )
-    payload = {
-        "id": completion_id,
-        "object": "text_completion",
-        "created": now(),
-        "model": version.ref,
-        "system_fingerprint": f"modelyard-{version.digest[:12]}",
-        "choices": choices,
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
+    payload = completion_payload(
+        "text_completion", completion_id, version, choices, usage(prompt_tokens, completion_tokens)
+    )
     return JSONResponse(payload, headers=headers)
 
 
