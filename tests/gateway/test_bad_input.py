@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.gateway.conftest import Server
+from tests.gateway.conftest import EOS_BAN, Server
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -186,19 +187,19 @@ def test_revoked_key_is_refused_at_once(server: Server) -> None:
     assert "revoked" in error["message"]
 
 
-def test_healthz_is_fast_while_generating(server: Server) -> None:
-    import threading
+def test_healthz_answers_while_the_engine_is_busy(server: Server) -> None:
+    """Health never waits for the engine: it answers while a long generation holds the slot.
 
-    body = {"model": "chat", "prompt": "Once", "max_tokens": 64, "logit_bias": {"1": -100}}
+    No timing is asserted (the < 50 ms target is measured by bench/gateway_overhead.py):
+    the check is that the slot is busy before and still busy after ten health answers."""
+    body = {"model": "chat", "prompt": "Once", "max_tokens": 512, "logit_bias": EOS_BAN}
     thread = threading.Thread(target=_post, args=(server, "/v1/completions", body))
     thread.start()
-    time.sleep(0.5)
-    timings = []
+    deadline = time.monotonic() + 120
+    while server.metric("modelyard_busy_slots") < 1:
+        assert time.monotonic() < deadline, "the generation never took a slot"
+        time.sleep(0.05)
     for _ in range(10):
-        started = time.perf_counter()
-        assert httpx.get(server.url + "/healthz").status_code == 200
-        timings.append(time.perf_counter() - started)
+        assert httpx.get(server.url + "/healthz", timeout=30).status_code == 200
+    assert server.metric("modelyard_busy_slots") >= 1, "health waited for the generation"
     thread.join()
-    # The target (< 50 ms) is measured by bench/gateway_overhead.py; on a shared test
-    # machine we only check that health never waits for the engine.
-    assert sorted(timings)[5] < 0.5

@@ -83,7 +83,7 @@ class Limiter:
                 labels.append(f"{who} is over its {label} limit ({limit})")
                 if field != "requests_per_minute":
                     token_counters.append(counter)
-        failed = self.counters.reserve(counters)
+        failed = self.counters.reserve(counters, now)
         if failed is not None:
             retry = max(1.0, counters[failed].expires_at - now)
             if counters[failed].amount > counters[failed].limit:
@@ -103,7 +103,8 @@ class Limiter:
         if delta == 0 or not reservation.token_counters:
             return
         self.counters.adjust(
-            [Counter(c.key, delta, c.limit, c.expires_at) for c in reservation.token_counters]
+            [Counter(c.key, delta, c.limit, c.expires_at) for c in reservation.token_counters],
+            self.clock(),
         )
 
 

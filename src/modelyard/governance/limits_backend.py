@@ -2,13 +2,13 @@
 
 :class:`MemoryCounters` serves one process; :class:`RedisCounters` lets several gateway
 processes share one budget (the check-and-increment is a Lua script, so it is atomic on
-the Redis server).
+the Redis server). Neither reads the wall clock: "now" comes from the limiter's clock, and
+Redis gets each window's remaining time as a relative TTL.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,11 +30,14 @@ class Counter:
 
 
 class Counters(Protocol):
-    def reserve(self, counters: Sequence[Counter]) -> int | None:
+    """Both methods take ``now`` from the caller's clock (the limiter's): a backend never
+    reads the wall clock itself, so windows and expiry follow one clock."""
+
+    def reserve(self, counters: Sequence[Counter], now: float) -> int | None:
         """Take every amount, or none: the index of the first counter that would overflow."""
         ...
 
-    def adjust(self, counters: Sequence[Counter]) -> None:
+    def adjust(self, counters: Sequence[Counter], now: float) -> None:
         """Add each (possibly negative) amount, never below zero; limits are not checked."""
         ...
 
@@ -48,8 +51,7 @@ class MemoryCounters:
         value, expires = self._values.get(key, (0, 0.0))
         return value if expires > now else 0
 
-    def reserve(self, counters: Sequence[Counter], now: float | None = None) -> int | None:
-        now = time.time() if now is None else now
+    def reserve(self, counters: Sequence[Counter], now: float) -> int | None:
         with self._lock:
             for index, counter in enumerate(counters):
                 if self._get(counter.key, now) + counter.amount > counter.limit:
@@ -63,8 +65,7 @@ class MemoryCounters:
                 self._values = {k: v for k, v in self._values.items() if v[1] > now}
         return None
 
-    def adjust(self, counters: Sequence[Counter], now: float | None = None) -> None:
-        now = time.time() if now is None else now
+    def adjust(self, counters: Sequence[Counter], now: float) -> None:
         with self._lock:
             for counter in counters:
                 value = max(0, self._get(counter.key, now) + counter.amount)
@@ -79,7 +80,7 @@ for i = 1, n do
 end
 for i = 1, n do
   redis.call('INCRBY', KEYS[i], ARGV[i])
-  redis.call('PEXPIREAT', KEYS[i], ARGV[2 * n + i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[2 * n + i])
 end
 return 0
 """
@@ -89,10 +90,16 @@ local n = #KEYS
 for i = 1, n do
   local value = redis.call('INCRBY', KEYS[i], ARGV[i])
   if value < 0 then redis.call('SET', KEYS[i], 0) end
-  redis.call('PEXPIREAT', KEYS[i], ARGV[n + i])
+  redis.call('PEXPIRE', KEYS[i], ARGV[n + i])
 end
 return 0
 """
+
+
+def _ttl_ms(counter: Counter, now: float) -> int:
+    """Redis expires keys by its own clock, so the window's end travels as a relative TTL
+    computed on the limiter's clock (at least 1 ms: PEXPIRE refuses zero)."""
+    return max(1, int((counter.expires_at - now) * 1000))
 
 
 class RedisCounters:
@@ -105,14 +112,14 @@ class RedisCounters:
         self._reserve = self._client.register_script(_RESERVE)
         self._adjust = self._client.register_script(_ADJUST)
 
-    def reserve(self, counters: Sequence[Counter]) -> int | None:
+    def reserve(self, counters: Sequence[Counter], now: float) -> int | None:
         if not counters:
             return None
         keys = [self._prefix + c.key for c in counters]
         args = (
             [c.amount for c in counters]
             + [c.limit for c in counters]
-            + [int(c.expires_at * 1000) for c in counters]
+            + [_ttl_ms(c, now) for c in counters]
         )
         try:
             failed = int(self._reserve(keys=keys, args=args))
@@ -120,11 +127,11 @@ class RedisCounters:
             raise Unavailable(f"the limits store (Redis) is unreachable: {exc}") from exc
         return None if failed == 0 else failed - 1
 
-    def adjust(self, counters: Sequence[Counter]) -> None:
+    def adjust(self, counters: Sequence[Counter], now: float) -> None:
         if not counters:
             return
         keys = [self._prefix + c.key for c in counters]
-        args = [c.amount for c in counters] + [int(c.expires_at * 1000) for c in counters]
+        args = [c.amount for c in counters] + [_ttl_ms(c, now) for c in counters]
         try:
             self._adjust(keys=keys, args=args)
         except redis.RedisError as exc:
