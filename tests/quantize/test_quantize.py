@@ -93,9 +93,12 @@ def test_report_compares_the_levels_against_the_most_precise(
         assert math.isfinite(row.perplexity) and row.perplexity > 1
         assert row.tokens_per_s > 0 and row.exact is None
     assert report.rows[0].perplexity_delta == 0.0
-    # Q4 drifts further from F16 than Q8 does.
-    q8, q4 = report.rows[1], report.rows[2]
-    assert abs(q4.perplexity_delta or 0) >= abs(q8.perplexity_delta or 0)
+    # Each level's drift is measured against the most precise one. Which level drifts more
+    # is a property of the model (a tiny tuned model need not follow the usual order), so
+    # only the report's arithmetic is asserted, never an order between levels or a speed.
+    reference = report.rows[0].perplexity
+    for row in report.rows[1:]:
+        assert row.perplexity_delta == pytest.approx(row.perplexity / reference - 1.0)
     chart = write_chart(report, tmp_path / "chart.svg").read_text()
     assert chart.startswith("<svg") and len(re.findall("<circle", chart)) == 3
     assert "Q4_K_M" in chart and "perplexity" in chart
