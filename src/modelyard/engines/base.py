@@ -16,6 +16,31 @@ FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True)
+class PromptPart:
+    """One piece of a rendered prompt.
+
+    ``special=True`` marks text the chat template wrote: strings such as ``<start_of_turn>``
+    in it become the model's control tokens. ``special=False`` marks text a user supplied
+    (message content): it is tokenized literally, so it can never forge a turn.
+    """
+
+    text: str
+    special: bool
+
+
+Prompt = str | tuple[PromptPart, ...]
+"""A plain string is a raw prompt (text completions, eval inputs): control-token strings in it
+are parsed, as a raw prompt's author intends. Chat prompts are parts."""
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The prompt as one string (for display, hashing and token estimates)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "".join(part.text for part in prompt)
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int = 128
     temperature: float = 0.8
@@ -72,7 +97,7 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def complete(self, prompt: str, params: SamplingParams) -> Iterator[Event]: ...
+    def complete(self, prompt: Prompt, params: SamplingParams) -> Iterator[Event]: ...
 
     def close(self) -> None: ...
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Build llama.cpp once for modelyard: the `llama-server` engine-worker binary and the shared
+# libraries that llama-cpp-python loads (scoring, perplexity, tune, quantize).
+#
+# The source is the llama.cpp that llama-cpp-python==$VERSION vendors: its sdist from PyPI,
+# checked against a pinned SHA-256. The result is cached outside the clone, keyed by version,
+# backend and CPU, so a second set-up takes seconds. Nothing here runs at serve time.
+#
+#   scripts/build-llama-cpp.sh                 build (or reuse) the cache, print nothing else on reuse
+#   scripts/build-llama-cpp.sh --print-dir     print the cache directory (builds nothing)
+#   scripts/build-llama-cpp.sh --link-libs PY  link the shared libraries into PY's llama_cpp/lib
+#   scripts/build-llama-cpp.sh --wheel DIR     build llama-cpp-python's wheel without llama.cpp (LLAMA_BUILD=OFF) into DIR
+set -euo pipefail
+
+VERSION=0.3.36
+SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+PYTHON=${PYTHON:-python3}
+JOBS=${MODELYARD_BUILD_JOBS:-$(nproc)}
+
+backend() {
+  if command -v nvcc >/dev/null 2>&1 && command -v nvidia-smi >/dev/null 2>&1 \
+     && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo cuda
+  else
+    echo cpu
+  fi
+}
+
+cache_root() {
+  if [ -n "${MODELYARD_LLAMA_CPP_CACHE:-}" ]; then echo "$MODELYARD_LLAMA_CPP_CACHE"
+  elif [ "$(id -u)" = 0 ]; then echo /var/cache/modelyard
+  else echo "${XDG_CACHE_HOME:-$HOME/.cache}/modelyard"; fi
+}
+
+# The build is native to this CPU (GGML_NATIVE), so the CPU's flags are part of the key.
+cpu_key() { grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8; }
+
+build_dir() { echo "$(cache_root)/llama.cpp-$VERSION-$(backend)-$(cpu_key)"; }
+
+fetch_sdist() {  # $1: work dir; prints the checked sdist path
+  local work=$1 sdist="$1/llama_cpp_python-$VERSION.tar.gz"
+  if [ ! -f "$sdist" ]; then
+    "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
+      "llama_cpp_python==$VERSION" -d "$work" >&2
+  fi
+  echo "$SHA256  $sdist" | sha256sum --check --quiet >&2 \
+    || { echo "llama_cpp_python-$VERSION sdist: SHA-256 mismatch, refusing to build" >&2; exit 1; }
+  echo "$sdist"
+}
+
+build() {
+  local out; out=$(build_dir)
+  if [ -x "$out/llama-server" ] && [ -f "$out/libllama.so" ] && [ -f "$out/BUILD_INFO" ]; then
+    return 0
+  fi
+  local root; root=$(cache_root); mkdir -p "$root"
+  local work; work=$(mktemp -d "$root/.build-XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  local be; be=$(backend)
+  echo "Building llama.cpp $VERSION ($be) for modelyard into $out (first set-up only: ~15-25 min on 2 cores)" >&2
+  local sdist; sdist=$(fetch_sdist "$work")
+  tar -xzf "$sdist" -C "$work"
+  local src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
+  local flags=(
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
+    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON "-DCMAKE_INSTALL_RPATH=\$ORIGIN"
+  )
+  if [ "$be" = cuda ]; then flags+=(-DGGML_CUDA=ON); fi
+  cmake -S "$src" -B "$work/build" "${flags[@]}" >"$work/cmake.log" 2>&1 \
+    || { tail -40 "$work/cmake.log" >&2; exit 1; }
+  cmake --build "$work/build" --target llama-server -j "$JOBS" >"$work/build.log" 2>&1 \
+    || { tail -60 "$work/build.log" >&2; exit 1; }
+  local stage="$work/out"; mkdir -p "$stage"
+  cp "$work/build/bin/llama-server" "$stage/"
+  find "$work/build/bin" -maxdepth 1 -name 'lib*.so*' -exec cp -P {} "$stage/" \;
+  {
+    echo "llama_cpp_python=$VERSION"
+    echo "sdist_sha256=$SHA256"
+    echo "backend=$be"
+    echo "server_version=$("$stage/llama-server" --version 2>&1 | grep -m1 -i version || true)"
+    echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } >"$stage/BUILD_INFO"
+  rm -rf "$out"; mv "$stage" "$out"   # atomic on one filesystem: a half build is never used
+  echo "llama.cpp built: $out" >&2
+}
+
+link_libs() {  # $1: a Python whose llama_cpp package should load our libraries
+  local py=$1 out; out=$(build_dir)
+  local pkg; pkg=$("$py" -c 'import importlib.util,os;print(os.path.dirname(importlib.util.find_spec("llama_cpp").origin))')
+  mkdir -p "$pkg/lib"
+  find "$out" -maxdepth 1 -name 'lib*.so*' -exec ln -sf {} "$pkg/lib/" \;
+}
+
+wheel() {  # $1: output dir for the llama-cpp-python wheel built without compiling llama.cpp
+  local dest=$1; mkdir -p "$dest"
+  if ls "$dest"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then return 0; fi
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  local sdist; sdist=$(fetch_sdist "$work")
+  CMAKE_ARGS="-DLLAMA_BUILD=OFF" "$PYTHON" -m pip wheel --quiet --no-deps "$sdist" -w "$dest" >&2
+}
+
+case "${1:-build}" in
+  build) build ;;
+  --print-dir) build_dir ;;
+  --link-libs) build; link_libs "${2:?python path}" ;;
+  --wheel) wheel "${2:?output dir}" ;;
+  *) echo "usage: $0 [build|--print-dir|--link-libs PY|--wheel DIR]" >&2; exit 2 ;;
+esac
