@@ -12,11 +12,20 @@ PORT   ?= 8080
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
-	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~7-10 min on 2 cores)"
+LLAMA_CPP := scripts/build-llama-cpp.sh
+
+# llama.cpp is compiled once, outside the clone (see scripts/build-llama-cpp.sh): the
+# llama-server binary that engine workers run, and the shared libraries that
+# llama-cpp-python loads (its own wheel is built with LLAMA_BUILD=OFF, so nothing compiles twice).
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(LLAMA_CPP)
+	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~15-25 min on 2 cores)"
 	$(PIP) install --quiet --upgrade pip==25.3
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0  # first: the CPU build, never CUDA
+	PYTHON=$(BIN)/python bash $(LLAMA_CPP)
+	PYTHON=$(BIN)/python bash $(LLAMA_CPP) --wheel "$$(bash $(LLAMA_CPP) --print-dir)-wheels"
+	$(PIP) install --quiet -c constraints.txt --no-deps "$$(ls "$$(bash $(LLAMA_CPP) --print-dir)-wheels"/llama_cpp_python-*.whl)"
 	$(PIP) install --quiet -c constraints.txt -e .
+	bash $(LLAMA_CPP) --link-libs $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -12,6 +12,9 @@
 #   scripts/build-llama-cpp.sh --wheel DIR     build llama-cpp-python's wheel without llama.cpp (LLAMA_BUILD=OFF) into DIR
 set -euo pipefail
 
+WORK=""
+trap 'if [ -n "$WORK" ]; then rm -rf "$WORK"; fi' EXIT
+
 VERSION=0.3.36
 SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 PYTHON=${PYTHON:-python3}
@@ -54,8 +57,12 @@ build() {
     return 0
   fi
   local root; root=$(cache_root); mkdir -p "$root"
-  local work; work=$(mktemp -d "$root/.build-XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  # One build at a time (make serve and make test may start together): wait, then re-check.
+  exec 9>"$root/.build.lock"; flock 9
+  if [ -x "$out/llama-server" ] && [ -f "$out/libllama.so" ] && [ -f "$out/BUILD_INFO" ]; then
+    return 0
+  fi
+  WORK=$(mktemp -d "$root/.build-XXXXXX"); local work=$WORK
   local be; be=$(backend)
   echo "Building llama.cpp $VERSION ($be) for modelyard into $out (first set-up only: ~15-25 min on 2 cores)" >&2
   local sdist; sdist=$(fetch_sdist "$work")
@@ -97,7 +104,7 @@ link_libs() {  # $1: a Python whose llama_cpp package should load our libraries
 wheel() {  # $1: output dir for the llama-cpp-python wheel built without compiling llama.cpp
   local dest=$1; mkdir -p "$dest"
   if ls "$dest"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then return 0; fi
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  WORK=$(mktemp -d); local work=$WORK
   local sdist; sdist=$(fetch_sdist "$work")
   CMAKE_ARGS="-DLLAMA_BUILD=OFF" "$PYTHON" -m pip wheel --quiet --no-deps "$sdist" -w "$dest" >&2
 }

@@ -88,3 +88,28 @@ def make_hf_directory(root: Path, *, licence_text: str | None = "mit") -> Path:
         {"embed.weight": np.ones((4, 3)), "norm.weight": np.zeros((3,))},
     )
     return root
+
+
+def write_gguf_with_duplicate_vocab(source: Path, path: Path) -> Path:
+    """A copy of a real GGUF whose vocabulary lists one token string twice.
+
+    It parses as a GGUF (intake accepts it), but llama.cpp's loader asserts on it: the model
+    that crashes whatever process loads it.
+    """
+    import shutil
+
+    import gguf
+
+    shutil.copyfile(source, path)
+    reader = gguf.GGUFReader(str(path), "r+")
+    field = reader.fields["tokenizer.ggml.tokens"]
+    strings = [field.parts[i] for i in field.data]
+    by_length: dict[int, int] = {}
+    for index, data in enumerate(strings[1000:], start=1000):
+        if len(data) in by_length:
+            strings[index][:] = strings[by_length[len(data)]]
+            break
+        by_length[len(data)] = index
+    reader.data.flush()
+    del reader
+    return path

@@ -39,11 +39,39 @@ class Settings(BaseSettings):
     n_ctx: int = 4096
     n_threads: int | None = None
 
+    # Engine workers: one llama-server process per loaded model version (docs/gateway.md).
+    llama_server: Path | None = None
+    """The llama-server binary; default: the one ``make`` built (see llama_cpp_dir)."""
+    llama_cpp_dir: Path | None = None
+    """The llama.cpp build cache holding llama-server; default: scripts/build-llama-cpp.sh's."""
+    worker_slots: int = Field(default=8, ge=1, le=256)
+    """Generations one worker decodes at once (llama-server ``--parallel``, continuous batching)."""
+    worker_ctx_per_slot: int = Field(default=4096, ge=256)
+    """Context (prompt + answer tokens) each slot holds; capped by the model's own context."""
+    worker_threads: int | None = Field(default=None, ge=1)
+    """CPU threads per worker; default: the CPU cores (llama-server ``-t``)."""
+    worker_kv_cache_type: str = Field(default="f16", pattern="^(f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1)$")
+    """KV-cache element type (``-ctk``/``-ctv``); q8_0 halves the cache's memory."""
+    worker_gpu_layers: int | None = Field(default=None, ge=0)
+    """Layers offloaded to the GPU (``-ngl``); default: all when the build has a GPU, else 0."""
+    worker_batch_size: int = Field(default=512, ge=32)
+    """Prompt tokens processed per step (``-b``/``-ub``)."""
+    worker_prompt_cache_mb: int = Field(default=256, ge=0)
+    """Host memory a worker may use to keep finished prompts for reuse (``--cache-ram``)."""
+    worker_user: str = "nobody"
+    """The unprivileged user a worker runs as when modelyard runs as root."""
+    worker_start_timeout_s: float = Field(default=120.0, gt=0)
+    """How long a worker may take to load its model and answer /health."""
+    worker_backoff_cap_s: float = Field(default=30.0, gt=0)
+    """Longest wait before restarting a worker that keeps dying (doubling from 1 s)."""
+    worker_idle_stop_s: float | None = Field(default=None, gt=0)
+    """Stop a worker idle this long (unset: only the memory budget stops workers)."""
+
     # Gateway (docs/gateway.md).
     gateway_workers: int = Field(default=2, ge=1)
-    """Worker slots: generations that run at once (each has its own llama.cpp context)."""
+    """Threads that run in-process embedding models (generation runs in engine workers)."""
     gateway_queue_size: int = Field(default=32, ge=0)
-    """Requests that may wait for a slot; beyond that the gateway answers 429."""
+    """Requests per model that may wait beyond the worker's slots; then the gateway answers 429."""
     gateway_retry_after_s: int = Field(default=2, ge=1)
     gateway_memory_budget_mb: int = Field(default=8192, ge=64)
     """Loaded models are unloaded least-recently-used when this estimate would be exceeded."""
@@ -78,6 +106,11 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Engine workers' status files (readable by ``models show`` from another process)."""
+        return self.home / "run"
 
     @property
     def audit_dir(self) -> Path:

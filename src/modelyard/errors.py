@@ -97,3 +97,15 @@ class EngineFault(Fault):
 
 class Unavailable(Fault):
     http_status = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.retry_after_s = retry_after_s
+        """When set, the gateway sends ``Retry-After`` (an engine worker restarting)."""

@@ -67,7 +67,13 @@ def _free_port() -> int:
 
 def _start(home: Path, env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
-    env = {**os.environ, "MODELYARD_HOME": str(home), "MODELYARD_N_THREADS": "1", **env_extra}
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "MODELYARD_N_THREADS": "1",
+        "MODELYARD_WORKER_THREADS": "1",
+        **env_extra,
+    }
     env.pop("MODELYARD_DATABASE_URL", None)
     with log.open("w") as err:
         proc = subprocess.Popen(
@@ -119,7 +125,7 @@ def server(gateway_home: Path) -> Iterator[Server]:
     stdout_log = gateway_home.parent / "serve.stdout"
     proc, url = _start(
         gateway_home,
-        {"MODELYARD_N_CTX": "1024", "MODELYARD_GATEWAY_WORKERS": "2"},
+        {"MODELYARD_WORKER_CTX_PER_SLOT": "1024", "MODELYARD_WORKER_SLOTS": "4"},
         log,
     )
     try:
@@ -156,11 +162,15 @@ def server(gateway_home: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def small_server(server: Server) -> Iterator[Server]:
-    """One worker slot and a queue of one, on the same home: for disconnect and 429 tests."""
+    """One engine slot and a queue of one, on the same home: for disconnect and 429 tests."""
     log = server.home.parent / "serve-small.log"
     proc, url = _start(
         server.home,
-        {"MODELYARD_GATEWAY_WORKERS": "1", "MODELYARD_GATEWAY_QUEUE_SIZE": "1"},
+        {
+            "MODELYARD_WORKER_SLOTS": "1",
+            "MODELYARD_WORKER_CTX_PER_SLOT": "1024",
+            "MODELYARD_GATEWAY_QUEUE_SIZE": "1",
+        },
         log,
     )
     drain = threading.Thread(target=_drain, args=(proc, log.with_suffix(".stdout")), daemon=True)

@@ -51,8 +51,9 @@ def start(home: Path, name: str, env_extra: dict[str, str]) -> Proc:
         **os.environ,
         "MODELYARD_HOME": str(home),
         "MODELYARD_N_THREADS": "1",
-        "MODELYARD_N_CTX": "512",
-        "MODELYARD_GATEWAY_WORKERS": "1",
+        "MODELYARD_WORKER_THREADS": "1",
+        "MODELYARD_WORKER_CTX_PER_SLOT": "512",
+        "MODELYARD_WORKER_SLOTS": "2",
         **env_extra,
     }
     env.pop("MODELYARD_DATABASE_URL", None)

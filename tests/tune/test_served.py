@@ -33,7 +33,12 @@ def served(tuned_model: TunedModel) -> Iterator[tuple[str, str]]:
     _, key = KeyStore(registry.db).create("tune-tester", created_by="tests")
     home = tuned_model.settings.home
     port = _free_port()
-    env = {**os.environ, "MODELYARD_HOME": str(home), "MODELYARD_N_CTX": "512"}
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "MODELYARD_WORKER_CTX_PER_SLOT": "512",
+        "MODELYARD_WORKER_SLOTS": "2",
+    }
     env.pop("MODELYARD_DATABASE_URL", None)
     log = home.parent / "serve.log"
     with log.open("w") as out:

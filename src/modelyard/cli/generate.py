@@ -1,4 +1,4 @@
-"""``modelyard run``: generate from a model in process, streaming to the terminal."""
+"""``modelyard run``: generate from a model through its engine worker, streaming to the terminal."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from modelyard.engines.workers import read_status
+
 from modelyard.advisor.matching import family_of
 from modelyard.catalog.cards import card_for
 from modelyard.catalog.records import ModelVersion
@@ -148,10 +150,14 @@ def show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one version: metadata, lineage, files."""
-    version, info = lifecycle(_runtime(ctx)).stage(ref)
+    runtime = _runtime(ctx)
+    version, info = lifecycle(runtime).stage(ref)
     family = family_of(version.metadata)  # the advisor's knowledge-base match
+    worker = read_status(runtime.settings.run_dir, version.digest)
     if as_json:
-        print_json({**version.to_json(), "lifecycle": info.to_json(), "family": family})
+        print_json(
+            {**version.to_json(), "lifecycle": info.to_json(), "family": family, "worker": worker}
+        )
     else:
         sunset = f" (sunset {info.sunset_at:%Y-%m-%d})" if info.sunset_at else ""
         print_fields(
@@ -159,8 +165,23 @@ def show_command(
                 *_fields(version),
                 ("stage", f"{info.stage.value}{sunset}"),
                 ("family", family or "unknown"),
+                ("engine worker", _worker_line(worker)),
             ]
         )
+
+
+def _worker_line(worker: dict[str, Any] | None) -> str:
+    """The last state a gateway recorded for this version's engine worker."""
+    if worker is None:
+        return "never started"
+    line = str(worker.get("state"))
+    if worker.get("pid"):
+        line += f" (pid {worker['pid']})"
+    if worker.get("restarts"):
+        line += f", {worker['restarts']} restarts"
+    if worker.get("error"):
+        line += f": {worker['error']}"
+    return line
 
 
 @app.command("rm")

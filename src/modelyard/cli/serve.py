@@ -74,6 +74,7 @@ def serve_command(
     settings = runtime.settings
     runtime.close()
     app = create_app(settings)
+    stderr().print(app.state.gateway.workers.describe(), markup=False)
     stderr().print(f"modelyard gateway on http://{host}:{port}/v1")
     uvicorn.run(
         app,

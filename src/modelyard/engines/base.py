@@ -9,8 +9,8 @@ iterating early cancels the generation.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
 
@@ -50,8 +50,8 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     logprobs: int | None = None
     """None: no log-probabilities; N >= 0: each token's own plus its N most likely rivals."""
-    grammar: str | None = None
-    """A GBNF grammar (llama.cpp) the output must follow (JSON mode, JSON schema)."""
+    json_schema: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    """A JSON schema the output must follow (JSON mode, structured outputs)."""
     logit_bias: tuple[tuple[int, float], ...] = ()
     """(token id, bias) pairs added to the logits before sampling."""
 

@@ -1,15 +1,11 @@
-"""The in-process llama.cpp engine (llama-cpp-python) for GGUF models.
+"""llama.cpp as a library, in this process (llama-cpp-python), for GGUF models.
 
-Generation is our own loop over ``Llama.generate`` so that token counts are exact, stop
-strings never leak partially, multi-byte characters are never split, and a consumer that
-stops iterating stops the decode at once. One ``Llama`` context is not safe to share between
-threads, so each engine serialises its generations with a lock (the gateway's scheduler
-gives every worker slot its own engine).
-
-Beyond plain sampling the loop supports log-probabilities and logit bias (through a logits
-processor that sees the raw logits in token-id order), grammar-constrained decoding (GBNF,
-used for JSON mode and JSON schemas) and, when opened with ``embedding=True``, mean-pooled
-embeddings.
+Serving never runs here: the gateway, ``run`` and evaluation generate through engine workers
+(``engines/workers.py``). This engine is for what measures a file on the spot: the quantize
+report's speed and memory, hardware calibration, and mean-pooled embeddings (opened with
+``embedding=True``). Generation is our own loop over ``Llama.generate`` so that token counts
+are exact, stop strings never leak partially and multi-byte characters are never split. One
+``Llama`` context is not safe to share between threads, so generations take a lock.
 """
 
 from __future__ import annotations
@@ -20,37 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from modelyard.engines.base import (
-    Event,
-    Finish,
-    SamplingParams,
-    TextDelta,
-    TokenLogprob,
-    TopLogprob,
-)
+from modelyard.engines.base import Event, Finish, Prompt, SamplingParams, TextDelta
 from modelyard.engines.stops import StopMatcher
 from modelyard.errors import EngineFault, InvalidInput
-
-
-class _LogitTap:
-    """A logits processor: adds the bias, and keeps the log-softmax for log-probabilities."""
-
-    def __init__(self, bias: tuple[tuple[int, float], ...], want_logprobs: bool) -> None:
-        self.ids = np.array([token for token, _ in bias], dtype=np.intc)
-        self.values = np.array([value for _, value in bias], dtype=np.single)
-        self.want_logprobs = want_logprobs
-        self.last: Any = None
-
-    def __call__(self, _input_ids: Any, scores: Any) -> Any:
-        if len(self.ids):
-            scores = scores.copy()
-            scores[self.ids] += self.values
-        if self.want_logprobs:
-            shifted = scores.astype(np.float64) - float(np.max(scores))
-            self.last = shifted - np.log(np.exp(shifted).sum())
-        return scores
 
 
 class LlamaCppEngine:
@@ -95,11 +63,21 @@ class LlamaCppEngine:
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
+    def tokenize_prompt(self, prompt: Prompt) -> list[int]:
+        """A raw prompt with control tokens parsed; a chat prompt's user text literally."""
+        if isinstance(prompt, str):
+            return self.tokenize(prompt)
+        tokens = list(self._llm.tokenize(b"", add_bos=True, special=True))
+        for part in prompt:
+            data = part.text.encode("utf-8")
+            tokens += self._llm.tokenize(data, add_bos=False, special=part.special)
+        return tokens
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    def complete(self, prompt: str, params: SamplingParams) -> Iterator[Event]:
-        tokens = self.tokenize(prompt)
+    def complete(self, prompt: Prompt, params: SamplingParams) -> Iterator[Event]:
+        tokens = self.tokenize_prompt(prompt)
         if len(tokens) + params.max_tokens > self.context_length:
             raise InvalidInput(
                 f"the prompt ({len(tokens)} tokens) plus max_tokens ({params.max_tokens}) "
@@ -107,23 +85,10 @@ class LlamaCppEngine:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        for token, _ in params.logit_bias:
-            if not 0 <= token < self.vocab_size:
-                raise InvalidInput(
-                    f"logit_bias names token {token}, outside the vocabulary "
-                    f"(0..{self.vocab_size - 1})",
-                    param="logit_bias",
-                )
-        grammar = self._grammar(params.grammar) if params.grammar else None
         with self._lock:
-            yield from self._generate(tokens, params, grammar)
+            yield from self._generate(tokens, params)
 
-    def _grammar(self, text: str) -> Any:
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        return LlamaGrammar.from_string(text, verbose=False)
-
-    def _generate(self, tokens: list[int], params: SamplingParams, grammar: Any) -> Iterator[Event]:
+    def _generate(self, tokens: list[int], params: SamplingParams) -> Iterator[Event]:
         llm = self._llm
         vocab = llm._model.vocab
         if params.seed is not None:
@@ -132,14 +97,10 @@ class LlamaCppEngine:
             # enough to change a sampled token. Evaluate from scratch instead.
             llm.set_seed(params.seed)
             llm.reset()
-        tap = None
-        if params.logprobs is not None or params.logit_bias:
-            tap = _LogitTap(params.logit_bias, params.logprobs is not None)
         matcher = StopMatcher(params.stop)
         pending = b""
         produced = 0
         generated: list[int] = []
-        held: list[TokenLogprob] = []
         try:
             stream = llm.generate(
                 tokens,
@@ -149,23 +110,18 @@ class LlamaCppEngine:
                 min_p=0.0,
                 repeat_penalty=1.0,
                 reset=True,
-                logits_processor=[tap] if tap is not None else None,
-                grammar=grammar,
             )
             for token in stream:
                 if self._llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 produced += 1
                 piece = llm.detokenize([token], prev_tokens=tokens + generated)
-                if tap is not None and tap.last is not None and params.logprobs is not None:
-                    held.append(self._token_logprob(token, piece, tap.last, params.logprobs))
                 pending += piece
                 generated.append(token)
                 text, pending = _decode_complete(pending)
                 emit, stopped = matcher.feed(text)
-                if emit or held:
-                    yield TextDelta(emit, tuple(held))
-                    held = []
+                if emit:
+                    yield TextDelta(emit)
                 if stopped:
                     yield Finish("stop", len(tokens), produced)
                     return
@@ -180,23 +136,6 @@ class LlamaCppEngine:
         if rest:
             yield TextDelta(rest)
         yield Finish("stop", len(tokens), produced)
-
-    def _token_logprob(self, token: int, piece: bytes, logprobs: Any, top_n: int) -> TokenLogprob:
-        top: tuple[TopLogprob, ...] = ()
-        if top_n > 0:
-            best = np.argpartition(logprobs, -top_n)[-top_n:]
-            best = best[np.argsort(logprobs[best])[::-1]]
-            top = tuple(self._top(int(i), float(logprobs[i])) for i in best)
-        return TokenLogprob(
-            token=piece.decode("utf-8", "replace"),
-            logprob=float(logprobs[token]),
-            token_bytes=piece,
-            top=top,
-        )
-
-    def _top(self, token: int, logprob: float) -> TopLogprob:
-        piece = self._llm.detokenize([token])
-        return TopLogprob(piece.decode("utf-8", "replace"), logprob, piece)
 
     def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
         """Mean-pooled, L2-normalised embeddings and the number of input tokens."""

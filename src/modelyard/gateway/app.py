@@ -23,6 +23,7 @@ from modelyard.gateway.routes import (
     health,
     lifecycle_admin,
     models,
+    workers_admin,
 )
 from modelyard.gateway.state import Gateway
 
@@ -63,11 +64,11 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.start()
+        await state.start()
         try:
             yield
         finally:
-            state.close()
+            await state.close()
 
     app = FastAPI(
         title="modelyard gateway",
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         health,
         governance_admin,
         lifecycle_admin,
+        workers_admin,
     ):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=state.metrics)

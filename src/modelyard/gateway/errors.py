@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelyard.errors import ModelyardError, RateLimited
+from modelyard.errors import ModelyardError, RateLimited, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def error_response(
 def from_modelyard(exc: ModelyardError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    elif isinstance(exc, Unavailable) and exc.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     if exc.http_status >= 500:
         log.error("request failed: %s", exc.message)

@@ -1,4 +1,4 @@
-"""The terminal handler (engine work through the scheduler) and the built-in metrics layer."""
+"""The terminal handler (engine workers) and the built-in metrics layer."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 
 from modelyard.catalog.serving import ServedModel, resolve_for_serving
-from modelyard.engines.base import Engine, Finish, TextDelta, TokenLogprob
-from modelyard.errors import InvalidInput
+from modelyard.engines.base import Finish, Prompt, SamplingParams, TextDelta, TokenLogprob
+from modelyard.engines.provider import StreamingEngine
 from modelyard.gateway.pipeline import (
     ChoiceEvent,
     EmbeddingCall,
@@ -37,42 +37,71 @@ async def serve_model(gateway: Gateway, name: str, principal: Principal) -> Serv
     return await asyncio.to_thread(resolve)
 
 
-def _work(call: GenerationCall) -> Callable[[Engine], Iterator[ChoiceEvent]]:
-    def run(engine: Engine) -> Iterator[ChoiceEvent]:
-        for p_index, prompt in enumerate(call.prompts):
-            params = call.params
-            if call.max_tokens is None:
-                room = engine.context_length - engine.count_tokens(prompt)
-                if room < 1:
-                    raise InvalidInput(
-                        f"the prompt fills the model's context of {engine.context_length} tokens",
-                        param="messages" if call.endpoint == "chat" else "prompt",
-                        code="context_length_exceeded",
-                    )
-                params = replace(params, max_tokens=room)
-            else:
-                params = replace(params, max_tokens=call.max_tokens)
-            for choice in range(call.n):
-                seeded = params
-                if params.seed is not None and choice:
-                    seeded = replace(params, seed=params.seed + choice)
-                for event in engine.complete(prompt, seeded):
-                    yield ChoiceEvent(p_index * call.n + choice, event)
+def _jobs(call: GenerationCall) -> list[tuple[int, Prompt, SamplingParams]]:
+    """One engine stream per (prompt, choice); choice i of a seeded request uses seed + i."""
+    limit = call.max_tokens if call.max_tokens is not None else -1  # -1: to the context's end
+    params = replace(call.params, max_tokens=limit)
+    jobs = []
+    for p_index, prompt in enumerate(call.prompts):
+        for choice in range(call.n):
+            seeded = params
+            if params.seed is not None and choice:
+                seeded = replace(params, seed=params.seed + choice)
+            jobs.append((p_index * call.n + choice, prompt, seeded))
+    return jobs
 
-    return run
+
+async def _merge(
+    engine: StreamingEngine, jobs: list[tuple[int, Prompt, SamplingParams]]
+) -> AsyncIterator[ChoiceEvent]:
+    """Run several streams at once (the worker batches them) and interleave their events."""
+    out: asyncio.Queue[ChoiceEvent | BaseException | None] = asyncio.Queue()
+
+    async def run(index: int, prompt: Prompt, params: SamplingParams) -> None:
+        try:
+            async for event in engine.stream(prompt, params):
+                await out.put(ChoiceEvent(index, event))
+        except Exception as exc:  # handed to the consumer, which raises it
+            await out.put(exc)
+        finally:
+            await out.put(None)
+
+    tasks = [asyncio.create_task(run(*job)) for job in jobs]
+    try:
+        running = len(tasks)
+        while running:
+            item = await out.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def engine_handler(gateway: Gateway) -> Handler:
+    """The terminal handler: admission, the version's engine worker, its event stream."""
+
     async def handle(call: GenerationCall) -> AsyncIterator[ChoiceEvent]:
-        job = gateway.scheduler.submit(call.served.version, "generate", _work(call))
+        version = call.served.version
+        jobs = _jobs(call)
         try:
-            async for item in job:
-                yield item
+            with gateway.admission.admit(version.digest, len(jobs)):
+                async with gateway.workers.lease(version) as engine:
+                    if len(jobs) == 1:
+                        _, prompt, params = jobs[0]
+                        async for event in engine.stream(prompt, params):
+                            yield ChoiceEvent(0, event)
+                    else:
+                        async for item in _merge(engine, jobs):
+                            yield item
         except (asyncio.CancelledError, GeneratorExit):
             gateway.metrics.cancelled.inc()  # the client went away mid-generation
             raise
-        finally:
-            gateway.scheduler.withdraw(job)  # stops the worker at its next token; no-op if done
 
     return handle
 

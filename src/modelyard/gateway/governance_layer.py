@@ -21,7 +21,7 @@ from typing import Any
 
 from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.config import Settings
-from modelyard.engines.base import TextDelta
+from modelyard.engines.base import Prompt, PromptPart, TextDelta, prompt_text
 from modelyard.errors import ModelyardError
 from modelyard.gateway.pipeline import (
     ChoiceEvent,
@@ -45,6 +45,37 @@ CLIENT_CLOSED = 499
 def estimate_tokens(text: str) -> int:
     """A deliberately high guess of a prompt's tokens (2 characters a token), for reserving."""
     return len(text) // 2 + 1
+
+
+def screen_prompts(guard: PiiGuard, prompts: tuple[Prompt, ...]) -> tuple[list[Prompt], list[Prompt]]:
+    """``(what the model sees, what the log stores)``: PII policy over the text users wrote.
+
+    A raw prompt is all user text; in a chat prompt only message content is (the template's
+    own text is never redacted, so the turn structure survives).
+    """
+    texts: list[str] = []
+    for prompt in prompts:
+        if isinstance(prompt, str):
+            texts.append(prompt)
+        else:
+            texts.extend(part.text for part in prompt if not part.special)
+    model_texts, logged_texts = guard.inbound(texts)
+
+    def rebuild(replacements: list[str]) -> list[Prompt]:
+        it = iter(replacements)
+        out: list[Prompt] = []
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                out.append(next(it))
+            else:
+                out.append(
+                    tuple(
+                        part if part.special else PromptPart(next(it), False) for part in prompt
+                    )
+                )
+        return out
+
+    return rebuild(model_texts), rebuild(logged_texts)
 
 
 class Governance:
@@ -126,15 +157,25 @@ class Governance:
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy
-            model_prompts, logged_prompts = guard.inbound(call.prompts)
             per_prompt = call.max_tokens if call.max_tokens is not None else self.settings.n_ctx
-            estimate = sum(estimate_tokens(p) + per_prompt * call.n for p in model_prompts)
-            reservation = self.limiter.reserve(
-                access.key_name,
-                access.key_scope.limits,
-                access.team,
-                access.team_scope.limits,
-                estimate,
+
+            def screen_and_reserve() -> tuple[list[Prompt], list[Prompt], Reservation]:
+                # Off the event loop: PII scanning is CPU work, the limiter may call Redis.
+                model_prompts, logged_prompts = screen_prompts(guard, call.prompts)
+                estimate = sum(
+                    estimate_tokens(prompt_text(p)) + per_prompt * call.n for p in model_prompts
+                )
+                reservation = self.limiter.reserve(
+                    access.key_name,
+                    access.key_scope.limits,
+                    access.team,
+                    access.team_scope.limits,
+                    estimate,
+                )
+                return model_prompts, logged_prompts, reservation
+
+            model_prompts, logged_prompts, reservation = await asyncio.to_thread(
+                screen_and_reserve
             )
         except ModelyardError as exc:
             if isinstance(exc, PiiBlocked):
@@ -142,7 +183,7 @@ class Governance:
             await self._refused(entry, exc)
             raise
         entry.text_mode = guard.text_mode
-        entry.prompt = "\n\n".join(logged_prompts)
+        entry.prompt = "\n\n".join(prompt_text(p) for p in logged_prompts)
         async for item in self._generate(
             replace(call, prompts=tuple(model_prompts)), inner, guard, entry, reservation, started
         ):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.catalog.serving import ServedModel
-from modelyard.engines.base import Event, SamplingParams
+from modelyard.engines.base import Event, Prompt, SamplingParams
 from modelyard.governance.keys import Principal
 
 
@@ -29,8 +29,8 @@ class GenerationCall:
     request_id: str
     principal: Principal
     served: ServedModel
-    prompts: tuple[str, ...]
-    """Rendered prompts (a chat has one; a completions request may batch several)."""
+    prompts: tuple[Prompt, ...]
+    """Rendered prompts (a chat has one, in parts; a completions request may batch several)."""
     params: SamplingParams
     max_tokens: int | None
     """As the client asked; None means "up to the end of the context"."""

@@ -1,17 +1,22 @@
-"""Everything one gateway process holds: settings, store, keys, scheduler, metrics, pipeline."""
+"""Everything one gateway process holds: settings, store, keys, engine workers, metrics."""
 
 from __future__ import annotations
 
-import os
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import select
 
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.engines.embeddings import open_embedder
-from modelyard.engines.loader import open_engine
 from modelyard.engines.scheduler import ModelKind, ModelPool, Scheduler
+from modelyard.engines.worker_options import pool_from_settings
+from modelyard.engines.provider import EngineProvider
+from modelyard.errors import ModelyardError
+from modelyard.gateway.admission import Admission
 from modelyard.gateway.governance_layer import Governance
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.pipeline import EmbeddingLayer, Layer
@@ -19,12 +24,22 @@ from modelyard.governance.keys import KeyStore, Principal
 from modelyard.governance.scopes import Access
 from modelyard.intake.importer import open_blob_store
 from modelyard.store.database import Database
+from modelyard.store.lifecycle_tables import VersionStateRow
+from modelyard.store.tables import ModelVersionRow
+
+log = logging.getLogger(__name__)
 
 
-def threads_per_slot(settings: Settings) -> int:
-    if settings.n_threads:
-        return settings.n_threads
-    return max(1, (os.cpu_count() or 1) // settings.gateway_workers)
+def production_versions(registry: Registry) -> list[ModelVersion]:
+    """Versions in the production stage: their workers start with the gateway."""
+    with registry.db.session() as session:
+        rows = session.execute(
+            select(ModelVersionRow)
+            .join(VersionStateRow, VersionStateRow.version_id == ModelVersionRow.id)
+            .where(VersionStateRow.stage == "production")
+        ).scalars()
+        refs = [f"{row.model.name}@{row.version}" for row in rows]
+    return [registry.resolve(ref) for ref in refs]
 
 
 @dataclass
@@ -33,7 +48,11 @@ class Gateway:
     db: Database
     registry: Registry
     keys: KeyStore
+    workers: EngineProvider
+    """One llama-server process per model version in use (generation)."""
+    admission: Admission
     scheduler: Scheduler
+    """Threads for in-process embedding models."""
     metrics: GatewayMetrics
     generation_layers: list[Layer] = field(default_factory=list)
     """Layers around the engine call for chat and completions (outermost first)."""
@@ -46,13 +65,15 @@ class Gateway:
         settings.ensure_home()
         db = Database(settings.resolved_database_url)
         registry = Registry(db, open_blob_store(settings))
-        threads = threads_per_slot(settings)
-        slot_settings = settings.model_copy(update={"n_threads": threads})
+        workers = pool_from_settings(settings, registry.blobs)
+        admission = Admission(
+            slots=settings.worker_slots,
+            queue_size=settings.gateway_queue_size,
+            retry_after_s=settings.gateway_retry_after_s,
+        )
 
         def load(version: ModelVersion, kind: ModelKind) -> Any:
-            if kind == "embed":
-                return open_embedder(version, registry.blobs, settings, n_threads=threads)
-            return open_engine(version, registry.blobs, slot_settings)
+            return open_embedder(version, registry.blobs, settings, n_threads=1)
 
         pool = ModelPool(load, budget_bytes=settings.gateway_memory_budget_mb * 1024 * 1024)
         scheduler = Scheduler(
@@ -63,9 +84,12 @@ class Gateway:
         )
         metrics = GatewayMetrics()
         metrics.watch(
-            queue_depth=lambda: scheduler.waiting,
-            busy=lambda: scheduler.busy,
-            loaded=pool.loaded,
+            queue_depth=lambda: admission.waiting() + scheduler.waiting,
+            busy=lambda: admission.running() + scheduler.busy,
+            loaded=lambda: [
+                *pool.loaded(),
+                *((w["model"], "generate", 1) for w in workers.status() if w["state"] == "ready"),
+            ],
         )
         governance = Governance(db, settings)
         return cls(
@@ -73,6 +97,8 @@ class Gateway:
             db,
             registry,
             KeyStore(db),
+            workers,
+            admission,
             scheduler,
             metrics,
             generation_layers=[governance.generation_layer],
@@ -86,13 +112,25 @@ class Gateway:
             return Access(key_name=principal.key_name, admin=principal.admin)
         return self.governance.policies.access(principal.key_name, admin=principal.admin)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.scheduler.start()
-
-    def close(self) -> None:
-        self.scheduler.stop()
         try:
-            if self.governance is not None:
-                self.governance.close()  # signs a checkpoint of the audit log's head
+            targets = production_versions(self.registry)
+        except ModelyardError as exc:
+            log.warning("could not list production versions to start: %s", exc.message)
+            targets = []
+        gguf = [v for v in targets if v.format == "gguf"]
+        if gguf:
+            log.info("starting engine workers for %s", ", ".join(v.ref for v in gguf))
+            await self.workers.prewarm(gguf)
+
+    async def close(self) -> None:
+        try:
+            await self.workers.close()
         finally:
-            self.db.close()
+            self.scheduler.stop()
+            try:
+                if self.governance is not None:
+                    self.governance.close()  # signs a checkpoint of the audit log's head
+            finally:
+                self.db.close()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from modelyard.engines.base import Finish
 from modelyard.engines.chat_templates import render_chat
-from modelyard.engines.json_grammar import grammar_for
+from modelyard.engines.response_format import schema_for
 from modelyard.engines.tool_calls import parse_tool_calls
 from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
@@ -58,7 +58,7 @@ async def chat_completions(
         body,
         stops=chat.stop,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
-        grammar=grammar_for(body.response_format),
+        json_schema=schema_for(body.response_format),
     )
     call = GenerationCall(
         endpoint="chat",

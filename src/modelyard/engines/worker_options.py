@@ -1,0 +1,56 @@
+"""Settings → the engine-worker pool (defaults from the detected hardware)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelyard.catalog.records import ModelVersion
+from modelyard.config import Settings
+from modelyard.engines.binary import find_llama_server
+from modelyard.engines.worker_process import WorkerOptions
+from modelyard.engines.workers import WorkerPool
+from modelyard.errors import InvalidInput
+from modelyard.store.blobs import BlobStore
+
+ALL_LAYERS = 999
+
+
+def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
+    gpu_layers = settings.worker_gpu_layers
+    if gpu_layers is None:
+        gpu_layers = ALL_LAYERS if gpu else 0
+    return WorkerOptions(
+        slots=settings.worker_slots,
+        ctx_per_slot=settings.worker_ctx_per_slot,
+        threads=settings.worker_threads or os.cpu_count() or 1,
+        kv_cache_type=settings.worker_kv_cache_type,
+        gpu_layers=gpu_layers,
+        batch_size=settings.worker_batch_size,
+        prompt_cache_mb=settings.worker_prompt_cache_mb,
+        user=settings.worker_user or None,
+        start_timeout_s=settings.worker_start_timeout_s,
+    )
+
+
+def pool_from_settings(settings: Settings, blobs: BlobStore) -> WorkerPool:
+    binary = find_llama_server(settings)
+
+    def model_path(version: ModelVersion) -> Path:
+        if version.format != "gguf":
+            raise InvalidInput(
+                f"{version.ref} is a {version.format} model; engine workers run GGUF files "
+                "(quantize or convert it to GGUF first)",
+                param="model",
+            )
+        return blobs.path_for(version.files[0].sha256)
+
+    return WorkerPool(
+        binary,
+        worker_options(settings, gpu=binary.gpu),
+        model_path=model_path,
+        budget_bytes=settings.gateway_memory_budget_mb * 1024 * 1024,
+        run_dir=settings.run_dir,
+        queue_size=settings.gateway_queue_size,
+        backoff_cap_s=settings.worker_backoff_cap_s,
+    )

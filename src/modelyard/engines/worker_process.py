@@ -1,0 +1,183 @@
+"""One engine worker: a ``llama-server`` process serving one model version.
+
+What the process gets, and nothing more:
+
+* the model file as an inherited, read-only file descriptor (``/proc/self/fd/N``), so it
+  needs no access to the blob store;
+* a private working directory (mode 0700) holding its Unix socket, so it listens on no
+  TCP port, and a per-process secret (``LLAMA_API_KEY``) that every request must carry;
+* a minimal environment: no database URL, no Redis URL, no path to the audit key;
+* when modelyard runs as root, an unprivileged user (``worker_user``, default ``nobody``).
+
+Its stderr goes to ``<home>/run/workers/<digest>.log`` (warnings and errors only), whose
+tail explains a worker that failed to load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.engines.binary import ServerBinary
+
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How every worker is started (from Settings; see ``worker_options.py``)."""
+
+    slots: int
+    ctx_per_slot: int
+    threads: int
+    kv_cache_type: str
+    gpu_layers: int
+    batch_size: int
+    prompt_cache_mb: int
+    user: str | None
+    """Drop to this user (only when running as root)."""
+    start_timeout_s: float
+
+
+def worker_args(
+    binary: Path, options: WorkerOptions, *, model: str, socket: Path, ctx_per_slot: int
+) -> list[str]:
+    """The llama-server command line (continuous batching over ``slots`` sequences)."""
+    return [
+        str(binary),
+        "--model", model,
+        "--host", str(socket),
+        "--parallel", str(options.slots),
+        "--ctx-size", str(options.slots * ctx_per_slot),
+        "--no-kv-unified",
+        "--cont-batching",
+        "--threads", str(options.threads),
+        "--threads-batch", str(options.threads),
+        "--cache-type-k", options.kv_cache_type,
+        "--cache-type-v", options.kv_cache_type,
+        "--n-gpu-layers", str(options.gpu_layers),
+        "--batch-size", str(options.batch_size),
+        "--ubatch-size", str(options.batch_size),
+        "--cache-ram", str(options.prompt_cache_mb),
+        "--no-context-shift",
+        "--no-webui",
+        "--no-slots",
+        "--log-verbosity", "2",
+    ]  # fmt: skip
+
+
+class WorkerProcess:
+    """Start, watch and stop one llama-server. Async: the gateway's event loop owns it."""
+
+    def __init__(
+        self,
+        binary: ServerBinary,
+        options: WorkerOptions,
+        *,
+        model_path: Path,
+        ctx_per_slot: int,
+        log_path: Path,
+    ) -> None:
+        self.binary = binary
+        self.options = options
+        self.model_path = model_path
+        self.ctx_per_slot = ctx_per_slot
+        self.log_path = log_path
+        self.secret = secrets.token_urlsafe(32)
+        self.workdir: Path | None = None
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def socket(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "engine.sock"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def _drop_to(self) -> pwd.struct_passwd | None:
+        if os.geteuid() != 0 or not self.options.user:
+            return None
+        try:
+            return pwd.getpwnam(self.options.user)
+        except KeyError:
+            return None
+
+    async def start(self) -> None:
+        account = self._drop_to()
+        self.workdir = Path(tempfile.mkdtemp(prefix="modelyard-worker-"))
+        os.chmod(self.workdir, 0o700)
+        if account is not None:
+            os.chown(self.workdir, account.pw_uid, account.pw_gid)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        model_fd = os.open(self.model_path, os.O_RDONLY | os.O_CLOEXEC)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child, closed below
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "LLAMA_API_KEY": self.secret,
+            "LANG": "C.UTF-8",
+        }
+        args = worker_args(
+            self.binary.path,
+            self.options,
+            model=f"/proc/self/fd/{model_fd}",
+            socket=self.socket,
+            ctx_per_slot=self.ctx_per_slot,
+        )
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self.workdir,
+                env=env,
+                pass_fds=(model_fd,),
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+                extra_groups=[] if account else None,
+                start_new_session=True,
+            )
+        finally:
+            os.close(model_fd)
+            log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), grace_s)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self) -> str:
+        """The end of the worker's log: why it failed to load, or its last warnings."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(0, os.SEEK_END)
+                size = log.tell()
+                log.seek(max(0, size - LOG_TAIL_BYTES))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [line for line in text.splitlines() if line.strip()]
+        return "\n".join(lines[-12:])

@@ -1,0 +1,25 @@
+"""``GET /admin/workers``: the engine workers this gateway runs, their state and last error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from modelyard.gateway.auth import require_admin
+from modelyard.gateway.routes.common import gateway_of
+from modelyard.governance.keys import Principal
+
+router = APIRouter()
+
+
+@router.get("/admin/workers")
+async def list_workers(
+    request: Request, principal: Principal = Depends(require_admin)
+) -> dict[str, Any]:
+    gateway = gateway_of(request)
+    return {
+        "object": "list",
+        "engine": gateway.workers.describe(),
+        "data": gateway.workers.status(),
+    }
