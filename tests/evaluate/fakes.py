@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from modelyard.engines.base import Event, SamplingParams
+from modelyard.engines.base import Event, Prompt, SamplingParams, prompt_text
 from modelyard.engines.fake import FakeEngine
 from modelyard.engines.scoring import LogLikelihood, TokenNll
 
@@ -44,9 +44,12 @@ class EchoEngine(FakeEngine):
         super().__init__()
         self.replies = replies
         self.fail_after = fail_after
+        self.received: list[tuple[Prompt, SamplingParams]] = []
 
-    def complete(self, prompt: str, params: SamplingParams) -> Iterator[Event]:
+    def complete(self, prompt: Prompt, params: SamplingParams) -> Iterator[Event]:
         if self.fail_after is not None and len(self.prompts) >= self.fail_after:
             raise KeyboardInterrupt("simulated interruption")
-        self.reply = self.replies.get(prompt, "no idea")
-        return super().complete(prompt, params)
+        self.received.append((prompt, params))
+        text = prompt_text(prompt)
+        self.reply = self.replies.get(text, "no idea")
+        return super().complete(text, params)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.engines.base import PromptPart, prompt_text
+from modelyard.engines.chat_templates import render_chat
 from modelyard.errors import InvalidInput
 from modelyard.evaluate.data import EvalRow, load_rows, parse_row
 from modelyard.evaluate.metrics import (
@@ -16,7 +18,7 @@ from modelyard.evaluate.metrics import (
     metric_kind,
     rouge_l_f,
 )
-from modelyard.evaluate.prompts import render_messages, row_prompt
+from modelyard.evaluate.prompts import row_chat, row_prompt
 from modelyard.evaluate.tasks import option_text, score_choice
 from tests.evaluate.fakes import TableScorer
 
@@ -138,18 +140,26 @@ def test_load_rows_and_errors(tmp_path: Path) -> None:
         load_rows(tmp_path / "missing.jsonl")
 
 
-def test_messages_render_gemma_turns_and_plain() -> None:
+def test_messages_rows_render_as_the_gateway_does() -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello"},
         {"role": "user", "content": "Capital of France?"},
     ]
-    assert render_messages(messages, "gemma3") == (
+    chat_row = parse_row(0, {"messages": messages, "expected": "Paris"}, "test")
+    gemma = {"architecture": "gemma3"}
+    prompt, stops = row_chat(chat_row, gemma)
+    assert prompt == render_chat(gemma, messages).parts
+    assert stops == ("<end_of_turn>",)
+    assert prompt_text(prompt) == (
         "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
         "<start_of_turn>model\nHello<end_of_turn>\n"
         "<start_of_turn>user\nCapital of France?<end_of_turn>\n"
         "<start_of_turn>model\n"
     )
-    assert render_messages(messages[1:2], "llama").endswith("User: Hi\nAssistant:")
-    assert row_prompt(row("x"), "gemma3") == "q"
+    assert PromptPart("Capital of France?", special=False) in prompt
+    plain = row_prompt(parse_row(0, {"messages": messages[1:2], "expected": "x"}, "t"), {})
+    assert prompt_text(plain).endswith("User: Hi\nAssistant:")
+    assert row_prompt(row("x"), gemma) == "q"
+    assert row_chat(row("x"), gemma) == ("q", ())

@@ -19,7 +19,7 @@ class CharTokenizer:
 
     eos_id = 1
 
-    def encode(self, text: str, *, add_bos: bool) -> list[int]:
+    def encode(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]:
         return ([2] if add_bos else []) + [10 + (ord(c) % 200) for c in text]
 
 

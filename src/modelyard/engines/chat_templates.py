@@ -1,24 +1,25 @@
-"""Chat messages → one prompt string, via the model's template or a per-architecture default.
+"""Chat messages → one prompt, via the model's template or a per-architecture default.
 
-A GGUF's ``tokenizer.chat_template`` is untrusted input: it is rendered only in jinja2's
-:class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`, so a template that reaches for
-attributes or methods outside the sandbox fails the request with a clear error and runs no
-code. Models without a template get their architecture's turn format (Gemma's
-``<start_of_turn>`` turns for the bundled default), or a plain fallback.
+The GGUF's own ``tokenizer.chat_template`` is the source of truth: the gateway, evaluation,
+pilots, tune's data preparation and ``tune score`` all render chats here, so each sees the
+prompt the gateway sends. The template runs in jinja2's sandbox (see
+:mod:`modelyard.engines.chat_jinja`). Models without a template get their architecture's turn
+format (Gemma's ``<start_of_turn>`` turns, ChatML), or a plain ``Role: text`` transcript.
+
+A prompt is a tuple of :class:`~modelyard.engines.base.PromptPart`: the format's own text is
+``special=True``, every message's text (system, user, assistant, tool) ``special=False``, so
+a message that contains ``<start_of_turn>`` or ``<|im_start|>`` cannot forge a turn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import TemplateError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from modelyard.errors import EngineFault, InvalidInput
+from modelyard.engines.base import PromptPart, prompt_text
+from modelyard.engines.chat_jinja import merge_parts, render_template_parts
+from modelyard.errors import InvalidInput
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 GEMMA_ARCHITECTURES = ("gemma", "gemma2", "gemma3", "gemma3n", "gemma-embedding")
@@ -27,21 +28,23 @@ CHATML_ARCHITECTURES = ("qwen2", "qwen3", "qwen2moe", "qwen3moe")
 
 @dataclass(frozen=True)
 class ChatPrompt:
-    prompt: str
+    parts: tuple[PromptPart, ...]
+    """Template text (special) and message text (not special), in order; what engines take."""
     stop: tuple[str, ...]
     """Stop strings that end the assistant's turn in this format."""
 
-
-class _TemplateRaised(Exception):
-    """A template called ``raise_exception`` (its way of rejecting the conversation)."""
-
-
-def _raise_exception(message: str) -> None:
-    raise _TemplateRaised(message)
+    @property
+    def prompt(self) -> str:
+        """The whole prompt as one string (for display, hashing and token estimates)."""
+        return prompt_text(self.parts)
 
 
-def _strftime_now(fmt: str) -> str:
-    return datetime.now(UTC).strftime(fmt)
+def _special(text: str) -> PromptPart:
+    return PromptPart(text, special=True)
+
+
+def _user(text: str) -> PromptPart:
+    return PromptPart(text, special=False)
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -72,6 +75,13 @@ def render_chat(
 ) -> ChatPrompt:
     if not messages:
         raise InvalidInput("messages must contain at least one message", param="messages")
+    for index, message in enumerate(messages):
+        if message.get("role") not in ROLES:  # a role is printed as template text
+            raise InvalidInput(
+                f"messages[{index}] has role {message.get('role')!r}; use one of "
+                + ", ".join(ROLES),
+                param="messages",
+            )
     template = metadata.get("chat_template")
     if isinstance(template, str) and template.strip():
         return _render_template(template, messages, tools, model)
@@ -102,30 +112,8 @@ def _render_template(
             param="tools",
             code="tools_not_supported",
         )
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
     plain = [{**m, "content": message_text(m)} for m in messages]
-    try:
-        prompt = env.from_string(template).render(
-            messages=plain,
-            tools=list(tools) if tools else None,
-            add_generation_prompt=True,
-            bos_token="",
-            eos_token="",
-        )
-    except SecurityError as exc:
-        raise EngineFault(
-            f"the chat template of {model} tried an operation the sandbox forbids ({exc}); "
-            "it was not run"
-        ) from exc
-    except _TemplateRaised as exc:
-        raise InvalidInput(
-            f"the chat template of {model} rejected the messages: {exc}", param="messages"
-        ) from exc
-    except TemplateError as exc:
-        raise EngineFault(f"the chat template of {model} is broken: {exc}") from exc
-    return ChatPrompt(prompt, ())
+    return ChatPrompt(render_template_parts(template, plain, tools, model), ())
 
 
 def _split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:
@@ -135,30 +123,37 @@ def _split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Mapp
 
 
 def gemma_prompt(messages: Sequence[Mapping[str, Any]]) -> ChatPrompt:
-    """Gemma's turn format; system text goes at the top of the first user turn."""
+    """Gemma's turn format; system text goes at the top of the first turn (as Gemma's own
+    template puts it), message text is trimmed."""
     system, rest = _split_system(messages)
-    turns = []
+    parts: list[PromptPart] = []
     for index, message in enumerate(rest):
         role = "model" if message.get("role") == "assistant" else "user"
-        text = message_text(message)
+        parts.append(_special(f"<start_of_turn>{role}\n"))
         if index == 0 and system:
-            text = f"{system}\n\n{text}" if role == "user" else text
-        turns.append(f"<start_of_turn>{role}\n{text.strip()}<end_of_turn>\n")
+            parts += [_user(system), _special("\n\n")]
+        parts += [_user(message_text(message).strip()), _special("<end_of_turn>\n")]
     if not rest and system:
-        turns.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
-    return ChatPrompt("".join(turns) + "<start_of_turn>model\n", ("<end_of_turn>",))
+        parts += [_special("<start_of_turn>user\n"), _user(system), _special("<end_of_turn>\n")]
+    parts.append(_special("<start_of_turn>model\n"))
+    return ChatPrompt(merge_parts(parts), ("<end_of_turn>",))
 
 
 def _chatml_prompt(messages: Sequence[Mapping[str, Any]]) -> ChatPrompt:
-    turns = [
-        f"<|im_start|>{'system' if m.get('role') == 'developer' else m.get('role')}\n"
-        f"{message_text(m)}<|im_end|>\n"
-        for m in messages
-    ]
-    return ChatPrompt("".join(turns) + "<|im_start|>assistant\n", ("<|im_end|>",))
+    parts: list[PromptPart] = []
+    for m in messages:
+        role = "system" if m.get("role") == "developer" else m.get("role")
+        parts += [_special(f"<|im_start|>{role}\n"), _user(message_text(m))]
+        parts.append(_special("<|im_end|>\n"))
+    parts.append(_special("<|im_start|>assistant\n"))
+    return ChatPrompt(merge_parts(parts), ("<|im_end|>",))
 
 
 def _plain_prompt(messages: Sequence[Mapping[str, Any]]) -> ChatPrompt:
     names = {"system": "System", "developer": "System", "assistant": "Assistant", "tool": "Tool"}
-    lines = [f"{names.get(str(m.get('role')), 'User')}: {message_text(m)}" for m in messages]
-    return ChatPrompt("\n".join(lines) + "\nAssistant:", ("\nUser:",))
+    parts: list[PromptPart] = []
+    for index, m in enumerate(messages):
+        label = names.get(str(m.get("role")), "User")
+        parts += [_special(f"{chr(10) if index else ''}{label}: "), _user(message_text(m))]
+    parts.append(_special("\nAssistant:"))
+    return ChatPrompt(merge_parts(parts), ("\nUser:",))

@@ -1,44 +1,29 @@
-"""Turning a row into the prompt text the engine sees.
+"""Turning a row into the prompt the engine sees.
 
-This is the one place that renders chat ``messages`` for evaluation, so it can switch to the
-gateway's chat templates when those exist. For now: Gemma's turn format for the gemma
-family, and a plain ``Role: text`` transcript for anything else.
+An ``input`` row is a raw prompt, sent as written. A ``messages`` row is rendered by the
+gateway's chat renderer (:func:`modelyard.engines.chat_templates.render_chat`) from the
+version's metadata, so an evaluation or pilot judges the very prompt the gateway would send
+for those messages, parts and stop strings included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from typing import Any
 
+from modelyard.engines.base import Prompt
+from modelyard.engines.chat_templates import render_chat
 from modelyard.evaluate.data import EvalRow
 
 
-def _gemma(messages: Sequence[dict[str, str]]) -> str:
-    parts: list[str] = []
-    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    for message in messages:
-        if message["role"] == "system":
-            continue
-        role = "model" if message["role"] == "assistant" else "user"
-        content = message["content"]
-        if system and role == "user":
-            content, system = f"{system}\n\n{content}", ""
-        parts.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
-    return "".join(parts) + "<start_of_turn>model\n"
-
-
-def _plain(messages: Sequence[dict[str, str]]) -> str:
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-    return "\n".join(lines) + "\nAssistant:"
-
-
-def render_messages(messages: Sequence[dict[str, str]], architecture: str | None) -> str:
-    if architecture and architecture.startswith("gemma"):
-        return _gemma(messages)
-    return _plain(messages)
-
-
-def row_prompt(row: EvalRow, architecture: str | None) -> str:
+def row_chat(row: EvalRow, metadata: Mapping[str, Any]) -> tuple[Prompt, tuple[str, ...]]:
+    """The row's prompt and the stop strings its chat format adds (none for raw input)."""
     if row.input is not None:
-        return row.input
+        return row.input, ()
     assert row.messages is not None  # parse_row guarantees one of the two
-    return render_messages(row.messages, architecture)
+    chat = render_chat(metadata, row.messages)
+    return chat.parts, chat.stop
+
+
+def row_prompt(row: EvalRow, metadata: Mapping[str, Any]) -> Prompt:
+    return row_chat(row, metadata)[0]

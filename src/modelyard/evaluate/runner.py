@@ -11,13 +11,13 @@ from typing import Any
 
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
-from modelyard.engines.base import Engine, SamplingParams
+from modelyard.engines.base import Engine, SamplingParams, prompt_text
 from modelyard.engines.scoring import Scorer
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.evaluate.data import EvalRow, file_sha256, load_rows
 from modelyard.evaluate.metrics import check_rows, metric_kind
 from modelyard.evaluate.models import EngineFactory, ScorerFactory
-from modelyard.evaluate.prompts import row_prompt
+from modelyard.evaluate.prompts import row_chat
 from modelyard.evaluate.runs import RowResult, RunRecord, RunStore
 from modelyard.evaluate.stats import Estimate, bootstrap_mean, bootstrap_perplexity, percentile
 from modelyard.evaluate.tasks import score_choice, score_generation
@@ -202,7 +202,7 @@ class EvalRunner:
     ) -> RunRecord:
         done = {r.index: r for r in self.store.rows(run.id)}
         started = time.perf_counter()
-        architecture = resources.version.metadata.get("architecture")
+        metadata = resources.version.metadata
         params = SamplingParams(
             max_tokens=spec.max_tokens, temperature=0.0, seed=spec.seed, stop=spec.stop
         )
@@ -212,7 +212,7 @@ class EvalRunner:
             for index, item in enumerate(items):
                 if index in done:
                     continue
-                score, result = self._score(spec, resources, item, architecture, params)
+                score, result = self._score(spec, resources, item, metadata, params)
                 self.store.save_row(run.id, index, score, result)
                 done[index] = RowResult(index, score, result)
                 if progress:
@@ -227,7 +227,7 @@ class EvalRunner:
         spec: EvalSpec,
         resources: _Resources,
         item: Any,
-        architecture: str | None,
+        metadata: dict[str, Any],
         params: SamplingParams,
     ) -> tuple[float, dict[str, Any]]:
         kind = metric_kind(spec.metric)
@@ -240,9 +240,11 @@ class EvalRunner:
                 "latency_s": time.perf_counter() - started,
             }
         row: EvalRow = item
-        prompt = row_prompt(row, architecture)
+        prompt, stops = row_chat(row, metadata)
         if kind == "choice":
-            return score_choice(resources.get_scorer(), row, prompt)
+            return score_choice(resources.get_scorer(), row, prompt_text(prompt))
+        # Like the gateway: the chat format's stop strings end the answer too.
+        params = replace(params, stop=tuple(dict.fromkeys(params.stop + stops)))
         return score_generation(spec.metric, resources.get_engine(), row, prompt, params)
 
 

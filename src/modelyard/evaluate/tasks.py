@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.engines.base import Engine, Finish, SamplingParams
+from modelyard.engines.base import Engine, Finish, Prompt, SamplingParams
 from modelyard.engines.scoring import Scorer
 from modelyard.evaluate.data import EvalRow
 from modelyard.evaluate.metrics import GENERATION_METRICS, expected_choice
@@ -21,7 +21,7 @@ class Generation:
     ttft_s: float | None
 
 
-def generate(engine: Engine, prompt: str, params: SamplingParams) -> Generation:
+def generate(engine: Engine, prompt: Prompt, params: SamplingParams) -> Generation:
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
@@ -41,7 +41,7 @@ def generate(engine: Engine, prompt: str, params: SamplingParams) -> Generation:
 
 
 def score_generation(
-    metric: str, engine: Engine, row: EvalRow, prompt: str, params: SamplingParams
+    metric: str, engine: Engine, row: EvalRow, prompt: Prompt, params: SamplingParams
 ) -> tuple[float, dict[str, Any]]:
     output = generate(engine, prompt, params)
     score = GENERATION_METRICS[metric](output.text, row)

@@ -2,9 +2,10 @@
 
 A row is either a chat (``{"messages": [{"role", "content"}, …]}`` whose last message is the
 assistant's answer) or ``{"prompt", "completion"}``. Chats are rendered with the same chat
-formatter the gateway uses, so the tuned model sees at training time exactly the prompt it
-will be served with; the loss covers only the answer tokens (the assistant's last message
-and its end-of-turn marker, or the completion and end-of-sequence). Every problem in the
+renderer the gateway uses and tokenized part by part as the engine does (message text with
+control-token strings read literally), so the tuned model sees at training time exactly the
+prompt it will be served with; the loss covers only the answer tokens (the assistant's last
+message and its end-of-turn marker, or the completion and end-of-sequence). Every problem in the
 file is collected with its line number and reported at once as one :class:`InvalidInput`.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from modelyard.engines.base import Prompt, PromptPart
 from modelyard.engines.chat_templates import ROLES, render_chat
 from modelyard.errors import InvalidInput
 
@@ -26,7 +28,20 @@ MAX_REPORTED = 10
 class Tokenizer(Protocol):
     eos_id: int
 
-    def encode(self, text: str, *, add_bos: bool) -> list[int]: ...
+    def encode(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]: ...
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: Prompt, *, add_bos: bool) -> list[int]:
+    """Token ids of a prompt: a raw string whole, chat parts one by one (message text with
+    ``special=False``); BOS, when asked for, only once at the start."""
+    if isinstance(prompt, str):
+        return tokenizer.encode(prompt, add_bos=add_bos)
+    ids: list[int] = []
+    for index, part in enumerate(prompt):
+        ids += tokenizer.encode(part.text, add_bos=add_bos and index == 0, special=part.special)
+    if not prompt and add_bos:
+        ids += tokenizer.encode("", add_bos=True)
+    return ids
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _row_texts(row: Any, metadata: Mapping[str, Any]) -> tuple[str, str, bool]:
+def _row_texts(row: Any, metadata: Mapping[str, Any]) -> tuple[Prompt, Prompt, bool]:
     """(prompt, answer, answer_is_chat) for one parsed row, or ValueError saying what's wrong."""
     if not isinstance(row, dict):
         raise ValueError("a row must be a JSON object")
@@ -78,7 +93,9 @@ def _row_texts(row: Any, metadata: Mapping[str, Any]) -> tuple[str, str, bool]:
     raise ValueError("missing field: a row needs 'messages', or 'prompt' and 'completion'")
 
 
-def _chat_texts(messages: Any, metadata: Mapping[str, Any]) -> tuple[str, str]:
+def _chat_texts(
+    messages: Any, metadata: Mapping[str, Any]
+) -> tuple[tuple[PromptPart, ...], tuple[PromptPart, ...]]:
     if not isinstance(messages, list) or len(messages) < 2:
         raise ValueError("'messages' must be a list of at least two messages")
     for index, message in enumerate(messages):
@@ -90,8 +107,10 @@ def _chat_texts(messages: Any, metadata: Mapping[str, Any]) -> tuple[str, str]:
     if last["role"] != "assistant" or not last["content"].strip():
         raise ValueError("the last message must be the assistant's (non-empty) answer")
     chat = render_chat(metadata, messages[:-1])
-    end = chat.stop[0] if chat.stop else ""
-    return chat.prompt, last["content"].strip() + end
+    answer = [PromptPart(last["content"].strip(), special=False)]
+    if chat.stop:
+        answer.append(PromptPart(chat.stop[0], special=True))
+    return chat.parts, tuple(answer)
 
 
 def load_dataset(
@@ -120,8 +139,8 @@ def load_dataset(
             except (ValueError, InvalidInput) as exc:
                 problems.append(f"line {number}: {exc}")
                 continue
-            prompt_ids = tokenizer.encode(prompt, add_bos=True)
-            answer_ids = tokenizer.encode(answer, add_bos=False)
+            prompt_ids = encode_prompt(tokenizer, prompt, add_bos=True)
+            answer_ids = encode_prompt(tokenizer, answer, add_bos=False)
             if not chat:
                 answer_ids.append(tokenizer.eos_id)
             example = Example(tuple(prompt_ids), tuple(answer_ids))

@@ -1,8 +1,8 @@
 """Answer accuracy on held-out chat rows: greedy generation, exact and contains matches.
 
 Used to show a tuned version beating its base on the task it was tuned for, and by the
-quantization report. Prompts are rendered with the gateway's chat formatter (the same one
-training used), so the score is what a client of the gateway would see.
+quantization report. Prompts are rendered with the gateway's chat renderer (the same one
+training used) and sent as parts, so the score is what a client of the gateway would see.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def score_answers(
     for messages, expected in rows:
         chat = render_chat(metadata, messages)
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=chat.stop)
-        text, _ = collect(engine.complete(chat.prompt, params))
+        text, _ = collect(engine.complete(chat.parts, params))
         answer = text.strip()
         exact += answer == expected.strip()
         contains += expected.strip().lower() in answer.lower()

@@ -26,8 +26,10 @@ class GGUFTokenizer:
             raise EngineFault(f"llama.cpp could not read the vocabulary: {exc}") from exc
         self.eos_id = int(self._llm.token_eos())
 
-    def encode(self, text: str, *, add_bos: bool) -> list[int]:
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+    def encode(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]:
+        """Token ids of ``text``; ``special=False`` reads control-token strings in it as
+        plain text (how message text in a chat prompt is tokenized)."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
 
     def close(self) -> None:
         self._llm.close()
