@@ -18,7 +18,7 @@ LLAMA_CPP := scripts/build-llama-cpp.sh
 # llama-server binary that engine workers run, and the shared libraries that
 # llama-cpp-python loads (its own wheel is built with LLAMA_BUILD=OFF, so nothing compiles twice).
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(LLAMA_CPP)
-	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~15-25 min on 2 cores)"
+	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~6-10 min on 2 cores)"
 	$(PIP) install --quiet --upgrade pip==25.3
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0  # first: the CPU build, never CUDA
 	PYTHON=$(BIN)/python bash $(LLAMA_CPP)

@@ -32,13 +32,30 @@ backend() {
 cache_root() {
   if [ -n "${MODELYARD_LLAMA_CPP_CACHE:-}" ]; then echo "$MODELYARD_LLAMA_CPP_CACHE"
   elif [ "$(id -u)" = 0 ]; then echo /var/cache/modelyard
-  else echo "${XDG_CACHE_HOME:-$HOME/.cache}/modelyard"; fi
+  else echo "$HOME/.cache/modelyard"; fi
 }
 
-# The build is native to this CPU (GGML_NATIVE), so the CPU's flags are part of the key.
-cpu_key() { grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | sha256sum | cut -c1-8; }
+# The build uses this CPU's instruction sets, so the CPU's flags are part of the key;
+# RECIPE changes when the build options do.
+RECIPE=r2
+cpu_flags() { grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true; }
+cpu_key() { cpu_flags | sha256sum | cut -c1-8; }
 
-build_dir() { echo "$(cache_root)/llama.cpp-$VERSION-$(backend)-$(cpu_key)"; }
+build_dir() { echo "$(cache_root)/llama.cpp-$VERSION-$RECIPE-$(backend)-$(cpu_key)"; }
+
+# The x86 instruction sets the CPU reports, as ggml options. Not GGML_NATIVE: -march=native
+# also turns on AMX, whose tile state virtual machines often do not grant (SIGILL at the
+# first matrix multiply), so AMX stays off.
+isa_flags() {
+  local line; line=" $(cpu_flags) "
+  local pair flag option
+  for pair in sse4_2:SSE42 avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI \
+              avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    flag=${pair%%:*}; option=${pair##*:}
+    if [[ "$line" == *" $flag "* ]]; then echo "-DGGML_$option=ON"; else echo "-DGGML_$option=OFF"; fi
+  done
+  echo -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+}
 
 fetch_sdist() {  # $1: work dir; prints the checked sdist path
   local work=$1 sdist="$1/llama_cpp_python-$VERSION.tar.gz"
@@ -64,17 +81,19 @@ build() {
   fi
   WORK=$(mktemp -d "$root/.build-XXXXXX"); local work=$WORK
   local be; be=$(backend)
-  echo "Building llama.cpp $VERSION ($be) for modelyard into $out (first set-up only: ~15-25 min on 2 cores)" >&2
+  echo "Building llama.cpp $VERSION ($be) for modelyard into $out (first set-up only: ~6-10 min on 2 cores)" >&2
   local sdist; sdist=$(fetch_sdist "$work")
   tar -xzf "$sdist" -C "$work"
   local src="$work/llama_cpp_python-$VERSION/vendor/llama.cpp"
   local flags=(
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
     -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON "-DCMAKE_INSTALL_RPATH=\$ORIGIN"
   )
+  # shellcheck disable=SC2207 # one option per word
+  flags+=($(isa_flags))
   if [ "$be" = cuda ]; then flags+=(-DGGML_CUDA=ON); fi
   cmake -S "$src" -B "$work/build" "${flags[@]}" >"$work/cmake.log" 2>&1 \
     || { tail -40 "$work/cmake.log" >&2; exit 1; }
@@ -87,6 +106,7 @@ build() {
     echo "llama_cpp_python=$VERSION"
     echo "sdist_sha256=$SHA256"
     echo "backend=$be"
+    echo "recipe=$RECIPE"
     echo "server_version=$("$stage/llama-server" --version 2>&1 | grep -m1 -i version || true)"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   } >"$stage/BUILD_INFO"

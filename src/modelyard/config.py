@@ -43,14 +43,18 @@ class Settings(BaseSettings):
     llama_server: Path | None = None
     """The llama-server binary; default: the one ``make`` built (see llama_cpp_dir)."""
     llama_cpp_dir: Path | None = None
-    """The llama.cpp build cache holding llama-server; default: scripts/build-llama-cpp.sh's."""
+    """The llama.cpp build holding llama-server; default: scripts/build-llama-cpp.sh's."""
+    llama_cpp_cache: Path | None = None
+    """Where scripts/build-llama-cpp.sh caches builds, when not the default (also read there)."""
     worker_slots: int = Field(default=8, ge=1, le=256)
     """Generations one worker decodes at once (llama-server ``--parallel``, continuous batching)."""
     worker_ctx_per_slot: int = Field(default=4096, ge=256)
     """Context (prompt + answer tokens) each slot holds; capped by the model's own context."""
     worker_threads: int | None = Field(default=None, ge=1)
     """CPU threads per worker; default: the CPU cores (llama-server ``-t``)."""
-    worker_kv_cache_type: str = Field(default="f16", pattern="^(f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1)$")
+    worker_kv_cache_type: str = Field(
+        default="f16", pattern="^(f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1)$"
+    )
     """KV-cache element type (``-ctk``/``-ctv``); q8_0 halves the cache's memory."""
     worker_gpu_layers: int | None = Field(default=None, ge=0)
     """Layers offloaded to the GPU (``-ngl``); default: all when the build has a GPU, else 0."""
@@ -64,8 +68,6 @@ class Settings(BaseSettings):
     """How long a worker may take to load its model and answer /health."""
     worker_backoff_cap_s: float = Field(default=30.0, gt=0)
     """Longest wait before restarting a worker that keeps dying (doubling from 1 s)."""
-    worker_idle_stop_s: float | None = Field(default=None, gt=0)
-    """Stop a worker idle this long (unset: only the memory budget stops workers)."""
 
     # Gateway (docs/gateway.md).
     gateway_workers: int = Field(default=2, ge=1)

@@ -25,7 +25,7 @@ class TableScorer:
     def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
         return ([1] if add_bos else []) + [len(w) for w in text.split()]
 
-    def loglikelihood(self, context: str, continuation: str) -> LogLikelihood:
+    def loglikelihood(self, context: Prompt, continuation: str) -> LogLikelihood:
         self.calls.append((context, continuation))
         value = self.table.get(continuation.strip(), self.default)
         return LogLikelihood(value, 1, False)

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import place
 from modelyard.config import Settings
-from modelyard.engines.base import TextDelta
-from modelyard.engines.fake import FakeEngine
-from modelyard.engines.scheduler import ModelPool, Scheduler
+from modelyard.engines.base import TextDelta, prompt_text
+from modelyard.engines.fake import FakeEngine, FakeEngines
 from modelyard.errors import Forbidden
 from modelyard.gateway.app import create_app
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall, Handler
@@ -33,12 +32,10 @@ TOOL_REPLY = '<tool_call>{"name": "get_time", "arguments": {"zone": "UTC"}}</too
 @pytest.fixture
 def gateway(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[Gateway, str]]:
     real = Gateway.open(sqlite_settings)
-    engines: list[FakeEngine] = []
 
-    def load(version: Any, kind: Any) -> FakeEngine:
+    def load(version: Any) -> FakeEngine:
         reply = TOOL_REPLY if version.name == "tooly" else "the fake engine answers"
-        engines.append(FakeEngine(reply=reply))
-        return engines[-1]
+        return FakeEngine(reply=reply)
 
     version = import_path(write_tiny_gguf(tmp_path / "tiny.gguf"), real.registry, sqlite_settings)
     place(real.registry, version.ref, Stage.PRODUCTION, actor="tests", reason="tests")
@@ -46,10 +43,7 @@ def gateway(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[Gateway
         _gguf_with_template(tmp_path / "tooly.gguf", TOOL_TEMPLATE), real.registry, sqlite_settings
     )
     place(real.registry, tooly.ref, Stage.PRODUCTION, actor="tests", reason="tests")
-    scheduler = Scheduler(
-        ModelPool(load, budget_bytes=10**10), workers=1, queue_size=2, retry_after_s=1
-    )
-    gw = replace(real, scheduler=scheduler)
+    gw = replace(real, workers=FakeEngines(load))
     _, key = gw.keys.create("unit", created_by="tests")
     yield gw, key
     real.db.close()
@@ -91,14 +85,15 @@ def test_layers_wrap_the_engine_call(
     seen: list[str] = []
 
     async def refuse_secrets(call: GenerationCall, inner: Handler) -> AsyncIterator[ChoiceEvent]:
-        if "secret" in call.prompts[0]:
+        if "secret" in prompt_text(call.prompts[0]):
             raise Forbidden("this layer refuses secrets", code="refused_by_layer")
         async for item in inner(call):
             yield item
 
     async def shout(call: GenerationCall, inner: Handler) -> AsyncIterator[ChoiceEvent]:
         seen.append(call.endpoint)
-        async for item in inner(replace(call, prompts=tuple(p + "!" for p in call.prompts))):
+        shouted = tuple(prompt_text(p) + "!" for p in call.prompts)
+        async for item in inner(replace(call, prompts=shouted)):
             if isinstance(item.event, TextDelta):
                 item = ChoiceEvent(item.index, TextDelta(item.event.text.upper()))
             yield item

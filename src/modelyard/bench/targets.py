@@ -1,4 +1,4 @@
-"""Where bench requests go: the in-process engine, or any OpenAI-compatible server (streaming)."""
+"""Where bench requests go: a local engine worker, or any OpenAI-compatible server (streaming)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ class Target(Protocol):
 
 
 class EngineTarget:
-    """The in-process engine; each request runs on its own worker thread.
+    """A synchronous engine (a version's engine worker); each request runs on its own thread.
 
-    One llama.cpp engine decodes one request at a time, so requests above concurrency 1
-    wait for it: the bench shows that queueing as time to first token.
+    The worker batches concurrent requests up to its slots; beyond that they wait, and the
+    bench shows the wait as time to first token.
     """
 
     def __init__(self, name: str, engine: Engine, workers: int) -> None:

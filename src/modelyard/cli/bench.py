@@ -1,4 +1,4 @@
-"""``modelyard bench``: a load sweep against the in-process engine or an OpenAI-compatible URL."""
+"""``modelyard bench``: a load sweep against a local engine worker or an OpenAI-compatible URL."""
 
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ def bench_command(
         count = None
     else:
         version = runtime.registry.resolve(model)
-        engine = open_engine(version, runtime.blobs, runtime.settings)
-        target = EngineTarget(f"{version.ref} (in process)", engine, max(levels))
+        engine = open_engine(version, runtime.blobs, runtime.settings, slots=max(levels))
+        target = EngineTarget(f"{version.ref} (engine worker)", engine, max(levels))
         count = engine.count_tokens
 
     def progress(level: LevelResult) -> None:

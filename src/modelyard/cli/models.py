@@ -8,8 +8,6 @@ from typing import Any
 
 import typer
 
-from modelyard.engines.workers import read_status
-
 from modelyard.advisor.matching import family_of
 from modelyard.catalog.cards import card_for
 from modelyard.catalog.records import ModelVersion
@@ -31,6 +29,7 @@ from modelyard.cli.output import (
     stderr,
 )
 from modelyard.cli.runtime import Runtime
+from modelyard.engines.workers import read_status
 from modelyard.errors import InvalidInput
 from modelyard.intake.default_model import import_default
 from modelyard.intake.importer import import_path

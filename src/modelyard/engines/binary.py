@@ -19,6 +19,8 @@ from modelyard.errors import Unavailable
 
 LLAMA_CPP_VERSION = "0.3.36"
 """The llama-cpp-python release whose vendored llama.cpp is built (constraints.txt pins it)."""
+BUILD_RECIPE = "r2"
+"""scripts/build-llama-cpp.sh's RECIPE: part of the cache folder's name."""
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,13 @@ class ServerBinary:
         return f"{self.path} ({self.version or 'version unknown'}, backend {self.backend})"
 
 
-def _cache_roots() -> list[Path]:
-    roots = []
-    if override := os.environ.get("MODELYARD_LLAMA_CPP_CACHE"):
-        roots.append(Path(override))
-    roots.append(Path("/var/cache/modelyard"))
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    roots.append((Path(xdg) if xdg else Path.home() / ".cache") / "modelyard")
-    return roots
+def _cache_roots(override: Path | None) -> list[Path]:
+    roots = [override] if override is not None else []
+    return [*roots, Path("/var/cache/modelyard"), Path.home() / ".cache" / "modelyard"]
 
 
 def _cpu_key() -> str:
-    """What the build script keys the cache by: a hash of the CPU's flags (native build)."""
+    """What the build script keys the cache by: a hash of the CPU's flags (it builds for them)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             line = next((row for row in info if row.startswith("flags")), "")
@@ -63,16 +60,17 @@ def _has_gpu() -> bool:
     return shutil.which("nvcc") is not None and shutil.which("nvidia-smi") is not None
 
 
-def default_llama_cpp_dirs() -> list[Path]:
+def default_llama_cpp_dirs(cache: Path | None = None) -> list[Path]:
     """The cache folders the build script would use here, best match first."""
     backends = ["cuda", "cpu"] if _has_gpu() else ["cpu"]
     key = _cpu_key()
-    exact = [root / f"llama.cpp-{LLAMA_CPP_VERSION}-{b}-{key}" for root in _cache_roots() for b in backends]
+    stem = f"llama.cpp-{LLAMA_CPP_VERSION}-{BUILD_RECIPE}"
+    exact = [root / f"{stem}-{b}-{key}" for root in _cache_roots(cache) for b in backends]
     loose = [
         found
-        for root in _cache_roots()
+        for root in _cache_roots(cache)
         if root.is_dir()
-        for found in sorted(root.glob(f"llama.cpp-{LLAMA_CPP_VERSION}-*"))
+        for found in sorted(root.glob(f"{stem}-*"))
     ]
     return [*exact, *(p for p in loose if p not in exact)]
 
@@ -97,7 +95,8 @@ def find_llama_server(settings: Settings) -> ServerBinary:
     elif settings.llama_cpp_dir is not None:
         candidates = [settings.llama_cpp_dir / "llama-server"]
     else:
-        candidates = [folder / "llama-server" for folder in default_llama_cpp_dirs()]
+        dirs = default_llama_cpp_dirs(settings.llama_cpp_cache)
+        candidates = [folder / "llama-server" for folder in dirs]
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             info = read_build_info(path.parent)

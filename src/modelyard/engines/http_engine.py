@@ -27,6 +27,7 @@ import httpx
 from modelyard.engines.base import (
     Event,
     Finish,
+    FinishReason,
     Prompt,
     PromptPart,
     SamplingParams,
@@ -56,7 +57,9 @@ class EngineEndpoint:
     """A Unix socket path (engine workers); None for TCP."""
 
 
-def _request_error(status: int, body: bytes, model: str) -> Exception:
+def _request_error(
+    status: int, body: bytes, model: str, prompt_param: str = "messages"
+) -> Exception:
     """An engine's error answer → our error (its 4xx are the caller's fault)."""
     try:
         error = json.loads(body).get("error", {})
@@ -67,7 +70,7 @@ def _request_error(status: int, body: bytes, model: str) -> Exception:
     if any(marker in message or marker == kind for marker in _CONTEXT_ERRORS):
         return InvalidInput(
             f"the prompt does not fit {model}'s context: {message}",
-            param="messages",
+            param=prompt_param,
             code="context_length_exceeded",
         )
     if status == 503:
@@ -206,8 +209,9 @@ class HTTPEngine:
         try:
             async with self._client.stream("POST", "/completion", json=body) as response:
                 if response.status_code != 200:
+                    param = "prompt" if isinstance(prompt, str) else "messages"
                     raise _request_error(
-                        response.status_code, await response.aread(), self.model
+                        response.status_code, await response.aread(), self.model, param
                     )
                 async for event in self._events(response, top_n):
                     yield event
@@ -236,7 +240,7 @@ class HTTPEngine:
             if text or logprobs:
                 yield TextDelta(text, logprobs)
             if data.get("stop"):
-                reason = "length" if data.get("stop_type") == "limit" else "stop"
+                reason: FinishReason = "length" if data.get("stop_type") == "limit" else "stop"
                 yield Finish(
                     reason,
                     int(data.get("tokens_evaluated") or 0),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from modelyard.catalog.records import ModelVersion
 from modelyard.config import Settings
 from modelyard.engines.worker_engine import WorkerEngine
@@ -11,7 +14,9 @@ from modelyard.errors import InvalidInput
 from modelyard.store.blobs import BlobStore
 
 
-def open_engine(version: ModelVersion, blobs: BlobStore, settings: Settings) -> WorkerEngine:
+def open_engine(
+    version: ModelVersion, blobs: BlobStore, settings: Settings, *, slots: int = 2
+) -> WorkerEngine:
     """A synchronous engine for ``version`` that generates through a llama-server worker."""
     if version.format != "gguf":
         raise InvalidInput(
@@ -20,9 +25,12 @@ def open_engine(version: ModelVersion, blobs: BlobStore, settings: Settings) -> 
             param="model",
         )
 
-    def make_pool() -> WorkerPool:
-        # One worker with few slots: a CLI command or an evaluation runs one generation at a time.
-        local = settings.model_copy(update={"worker_slots": min(settings.worker_slots, 2)})
-        return pool_from_settings(local, blobs)
+    # A private worker with few slots (a command or an evaluation runs one generation at a
+    # time); its status and log files must not overwrite those of a running gateway.
+    scratch = Path(tempfile.mkdtemp(prefix="modelyard-engine-"))
 
-    return WorkerEngine(make_pool, version)
+    def make_pool() -> WorkerPool:
+        local = settings.model_copy(update={"worker_slots": max(1, slots)})
+        return pool_from_settings(local, blobs, run_dir=scratch)
+
+    return WorkerEngine(make_pool, version, scratch=scratch)

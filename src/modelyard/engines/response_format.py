@@ -39,9 +39,9 @@ def _check(node: Any, depth: int) -> None:
             if value > MAX_REPEAT:
                 raise _bad(f"{key} {value} is over the limit of {MAX_REPEAT}")
         for low, high in (("minItems", "maxItems"), ("minLength", "maxLength")):
-            if isinstance(node.get(low), int) and isinstance(node.get(high), int):
-                if node[low] > node[high]:
-                    raise _bad(f"{low} is greater than {high}: no value can match")
+            lo, hi = node.get(low), node.get(high)
+            if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+                raise _bad(f"{low} is greater than {high}: no value can match")
         for value in node.values():
             _check(value, depth + 1)
     elif isinstance(node, list):

@@ -1,4 +1,7 @@
-"""Run engine work off the event loop: a bounded queue, worker threads, an LRU model pool.
+"""Run in-process engine work off the event loop: a bounded queue, threads, an LRU model pool.
+
+The gateway uses it for embedding models, which run in process; generation runs in engine
+workers (``engines/workers.py``).
 
 * :class:`ModelPool` loads engines lazily, one per worker slot that needs the model (a
   llama.cpp context is never shared between two generations), and closes the

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.engines.base import Prompt
 from modelyard.errors import EngineFault, InvalidInput
 
 
@@ -49,7 +50,7 @@ class Scorer(Protocol):
 
     def tokenize(self, text: str, *, add_bos: bool) -> list[int]: ...
 
-    def loglikelihood(self, context: str, continuation: str) -> LogLikelihood: ...
+    def loglikelihood(self, context: Prompt, continuation: str) -> LogLikelihood: ...
 
     def token_nll(self, tokens: list[int]) -> TokenNll: ...
 
@@ -163,10 +164,24 @@ class LlamaCppScorer:
                 greedy.append(int(row.argmax()) == target)
         return logprobs, greedy
 
-    def loglikelihood(self, context: str, continuation: str) -> LogLikelihood:
-        """log P(continuation | context), tokenising the two separately as lm-eval does."""
-        context_tokens = self.tokenize(context, add_bos=True)
-        continuation_tokens = self.tokenize(continuation, add_bos=False)
+    def tokenize_prompt(self, prompt: Prompt) -> list[int]:
+        """A raw prompt with control tokens parsed; a chat prompt's user text literally."""
+        if isinstance(prompt, str):
+            return self.tokenize(prompt, add_bos=True)
+        tokens = list(self._llm.tokenize(b"", add_bos=True, special=True))
+        for part in prompt:
+            data = part.text.encode("utf-8")
+            tokens += self._llm.tokenize(data, add_bos=False, special=part.special)
+        return tokens
+
+    def loglikelihood(self, context: Prompt, continuation: str) -> LogLikelihood:
+        """log P(continuation | context), tokenising the two separately as lm-eval does.
+
+        The continuation is data (an answer option), so control-token strings in it stay text.
+        """
+        context_tokens = self.tokenize_prompt(context)
+        data = continuation.encode("utf-8")
+        continuation_tokens = list(self._llm.tokenize(data, add_bos=False, special=False))
         if not continuation_tokens:
             raise InvalidInput("the continuation to score is empty")
         logprobs, greedy = self._logprobs(context_tokens + continuation_tokens, len(context_tokens))

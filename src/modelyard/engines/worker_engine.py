@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import shutil
 import threading
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modelyard.catalog.records import ModelVersion
@@ -23,8 +25,11 @@ _END = object()
 
 
 class WorkerEngine:
-    def __init__(self, pool_factory: Any, version: ModelVersion) -> None:
+    def __init__(
+        self, pool_factory: Any, version: ModelVersion, *, scratch: Path | None = None
+    ) -> None:
         self.version = version
+        self._scratch = scratch
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"engine {version.ref}", daemon=True
@@ -93,3 +98,5 @@ class WorkerEngine:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)

@@ -33,7 +33,10 @@ def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
     )
 
 
-def pool_from_settings(settings: Settings, blobs: BlobStore) -> WorkerPool:
+def pool_from_settings(
+    settings: Settings, blobs: BlobStore, *, run_dir: Path | None = None
+) -> WorkerPool:
+    """The gateway's pool (status files under the home), or a private one (``run_dir``)."""
     binary = find_llama_server(settings)
 
     def model_path(version: ModelVersion) -> Path:
@@ -50,7 +53,7 @@ def pool_from_settings(settings: Settings, blobs: BlobStore) -> WorkerPool:
         worker_options(settings, gpu=binary.gpu),
         model_path=model_path,
         budget_bytes=settings.gateway_memory_budget_mb * 1024 * 1024,
-        run_dir=settings.run_dir,
+        run_dir=run_dir or settings.run_dir,
         queue_size=settings.gateway_queue_size,
         backoff_cap_s=settings.worker_backoff_cap_s,
     )

@@ -61,7 +61,6 @@ def worker_args(
         "--threads-batch", str(options.threads),
         "--cache-type-k", options.kv_cache_type,
         "--cache-type-v", options.kv_cache_type,
-        "--n-gpu-layers", str(options.gpu_layers),
         "--batch-size", str(options.batch_size),
         "--ubatch-size", str(options.batch_size),
         "--cache-ram", str(options.prompt_cache_mb),
@@ -69,6 +68,7 @@ def worker_args(
         "--no-webui",
         "--no-slots",
         "--log-verbosity", "2",
+        *(["--n-gpu-layers", str(options.gpu_layers)] if options.gpu_layers else []),
     ]  # fmt: skip
 
 
@@ -103,12 +103,16 @@ class WorkerProcess:
         return self.process.pid if self.process else None
 
     def _drop_to(self) -> pwd.struct_passwd | None:
-        if os.geteuid() != 0 or not self.options.user:
+        """The account to run as: required when running as root (never run a model as root)."""
+        if os.geteuid() != 0:
             return None
         try:
-            return pwd.getpwnam(self.options.user)
+            return pwd.getpwnam(self.options.user or "")
         except KeyError:
-            return None
+            raise OSError(
+                f"running as root, engine workers must drop to an unprivileged user, and "
+                f"MODELYARD_WORKER_USER={self.options.user!r} does not exist"
+            ) from None
 
     async def start(self) -> None:
         account = self._drop_to()
@@ -124,6 +128,7 @@ class WorkerProcess:
             "HOME": str(self.workdir),
             "LLAMA_API_KEY": self.secret,
             "LANG": "C.UTF-8",
+            "GGML_NO_BACKTRACE": "1",  # an assert logs its message, not a debugger's backtrace
         }
         args = worker_args(
             self.binary.path,

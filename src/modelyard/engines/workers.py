@@ -31,7 +31,7 @@ from modelyard.catalog.records import ModelVersion
 from modelyard.engines.binary import ServerBinary
 from modelyard.engines.http_engine import EngineEndpoint, HTTPEngine
 from modelyard.engines.worker_process import WorkerOptions, WorkerProcess
-from modelyard.errors import Unavailable
+from modelyard.errors import ModelyardError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class WorkerPool:
         async with self._lock:
             worker = self._workers.get(version.digest)
             if worker is None or worker.state == "stopped":
+                self._model_path(version)  # refuses what no worker can run (400), up front
                 worker = Worker(version, estimate_bytes(version))
                 await self._make_room(worker)
                 self._workers[version.digest] = worker
@@ -197,7 +198,7 @@ class WorkerPool:
                 max_connections=self.options.slots + self._queue_size + 8,
             )
             await self._wait_healthy(worker, process, engine)
-        except OSError as exc:
+        except (OSError, ModelyardError) as exc:
             await process.stop()
             self._fail(worker, f"its engine worker could not be started: {exc}")
         finally:
@@ -279,7 +280,9 @@ class WorkerPool:
         )
         while used + incoming.size > self._budget and idle:
             victim = idle.pop(0)
-            log.info("stopping the engine worker of %s to stay within the memory budget", victim.ref)
+            log.info(
+                "stopping the engine worker of %s to stay within the memory budget", victim.ref
+            )
             used -= victim.size
             await self._stop(victim)
         busy = used  # what is left is held by workers in use (or starting)

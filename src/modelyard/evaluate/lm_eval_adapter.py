@@ -8,7 +8,7 @@ modelyard ships a launcher that registers ``modelyard`` and then runs lm-eval's 
 
 Everything stays offline: tasks must read local files (``dataset_path: json`` with
 ``dataset_kwargs.data_files``). Log-likelihoods come from the llama.cpp scorer, generations
-from the in-process engine (greedy).
+from the version's engine worker (greedy).
 """
 
 from __future__ import annotations

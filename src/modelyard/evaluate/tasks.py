@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard.engines.base import Engine, Finish, Prompt, SamplingParams
+from modelyard.engines.base import Engine, Finish, Prompt, SamplingParams, prompt_text
 from modelyard.engines.scoring import Scorer
 from modelyard.evaluate.data import EvalRow
 from modelyard.evaluate.metrics import GENERATION_METRICS, expected_choice
@@ -62,11 +62,12 @@ def option_text(prompt: str, option: str) -> str:
     return " " + option
 
 
-def score_choice(scorer: Scorer, row: EvalRow, prompt: str) -> tuple[float, dict[str, Any]]:
+def score_choice(scorer: Scorer, row: EvalRow, prompt: Prompt) -> tuple[float, dict[str, Any]]:
     assert row.choices is not None
     right = expected_choice(row)
     started = time.perf_counter()
-    scored = [scorer.loglikelihood(prompt, option_text(prompt, c)) for c in row.choices]
+    text = prompt_text(prompt)
+    scored = [scorer.loglikelihood(prompt, option_text(text, c)) for c in row.choices]
     logprobs = [s.logprob for s in scored]
     predicted = max(range(len(logprobs)), key=lambda i: logprobs[i])
     per_char = [lp / max(len(c), 1) for lp, c in zip(logprobs, row.choices, strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -47,10 +48,9 @@ def error_response(
 
 def from_modelyard(exc: ModelyardError) -> JSONResponse:
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-    elif isinstance(exc, Unavailable) and exc.retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    retry_after = exc.retry_after_s if isinstance(exc, RateLimited | Unavailable) else None
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if exc.http_status >= 500:
         log.error("request failed: %s", exc.message)
     return error_response(

@@ -14,6 +14,8 @@ from fastapi import Request
 from modelyard.catalog.serving import ServedModel, resolve_for_serving
 from modelyard.engines.base import Finish, Prompt, SamplingParams, TextDelta, TokenLogprob
 from modelyard.engines.provider import StreamingEngine
+from modelyard.engines.workers import model_context
+from modelyard.errors import InvalidInput
 from modelyard.gateway.pipeline import (
     ChoiceEvent,
     EmbeddingCall,
@@ -61,7 +63,7 @@ async def _merge(
         try:
             async for event in engine.stream(prompt, params):
                 await out.put(ChoiceEvent(index, event))
-        except Exception as exc:  # handed to the consumer, which raises it
+        except Exception as exc:  # noqa: BLE001 - not swallowed: the consumer raises it
             await out.put(exc)
         finally:
             await out.put(None)
@@ -88,6 +90,14 @@ def engine_handler(gateway: Gateway) -> Handler:
 
     async def handle(call: GenerationCall) -> AsyncIterator[ChoiceEvent]:
         version = call.served.version
+        context = model_context(version, gateway.settings.worker_ctx_per_slot)
+        if call.max_tokens is not None and call.max_tokens >= context:
+            raise InvalidInput(
+                f"max_tokens ({call.max_tokens}) must be below the context of "
+                f"{version.ref} ({context} tokens, prompt included)",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
         jobs = _jobs(call)
         try:
             with gateway.admission.admit(version.digest, len(jobs)):

@@ -22,6 +22,7 @@ from typing import Any
 from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.config import Settings
 from modelyard.engines.base import Prompt, PromptPart, TextDelta, prompt_text
+from modelyard.engines.workers import model_context
 from modelyard.errors import ModelyardError
 from modelyard.gateway.pipeline import (
     ChoiceEvent,
@@ -47,7 +48,9 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 2 + 1
 
 
-def screen_prompts(guard: PiiGuard, prompts: tuple[Prompt, ...]) -> tuple[list[Prompt], list[Prompt]]:
+def screen_prompts(
+    guard: PiiGuard, prompts: tuple[Prompt, ...]
+) -> tuple[list[Prompt], list[Prompt]]:
     """``(what the model sees, what the log stores)``: PII policy over the text users wrote.
 
     A raw prompt is all user text; in a chat prompt only message content is (the template's
@@ -69,9 +72,7 @@ def screen_prompts(guard: PiiGuard, prompts: tuple[Prompt, ...]) -> tuple[list[P
                 out.append(next(it))
             else:
                 out.append(
-                    tuple(
-                        part if part.special else PromptPart(next(it), False) for part in prompt
-                    )
+                    tuple(part if part.special else PromptPart(next(it), False) for part in prompt)
                 )
         return out
 
@@ -157,7 +158,8 @@ class Governance:
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy
-            per_prompt = call.max_tokens if call.max_tokens is not None else self.settings.n_ctx
+            context = model_context(call.served.version, self.settings.worker_ctx_per_slot)
+            per_prompt = call.max_tokens if call.max_tokens is not None else context
 
             def screen_and_reserve() -> tuple[list[Prompt], list[Prompt], Reservation]:
                 # Off the event loop: PII scanning is CPU work, the limiter may call Redis.
@@ -174,9 +176,7 @@ class Governance:
                 )
                 return model_prompts, logged_prompts, reservation
 
-            model_prompts, logged_prompts, reservation = await asyncio.to_thread(
-                screen_and_reserve
-            )
+            model_prompts, logged_prompts, reservation = await asyncio.to_thread(screen_and_reserve)
         except ModelyardError as exc:
             if isinstance(exc, PiiBlocked):
                 entry.details["pii_types"] = list(exc.types)

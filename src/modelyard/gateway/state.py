@@ -12,9 +12,9 @@ from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.engines.embeddings import open_embedder
+from modelyard.engines.provider import EngineProvider
 from modelyard.engines.scheduler import ModelKind, ModelPool, Scheduler
 from modelyard.engines.worker_options import pool_from_settings
-from modelyard.engines.provider import EngineProvider
 from modelyard.errors import ModelyardError
 from modelyard.gateway.admission import Admission
 from modelyard.gateway.governance_layer import Governance

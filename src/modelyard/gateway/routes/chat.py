@@ -65,7 +65,7 @@ async def chat_completions(
         request_id=request.state.request_id,
         principal=principal,
         served=served,
-        prompts=(chat.prompt,),
+        prompts=(chat.parts,),
         params=params,
         max_tokens=body.token_limit(),
         n=body.n,

@@ -21,7 +21,7 @@ from modelyard.errors import InvalidInput
 from modelyard.governance.pii.analyzer import Analyzer
 from modelyard.governance.pii.entities import ENTITY_TYPES
 from modelyard.governance.pii.redact import Redactor
-from modelyard.governance.pii.stream import Filtered, OutputFilter
+from modelyard.governance.pii.stream import LogOnlyFilter, OutputFilter
 from modelyard.governance.scopes import PII_POLICIES
 
 
@@ -66,19 +66,7 @@ class PiiGuard:
     def output(self) -> OutputFilter:
         if self.policy == "redact-logs":
             # The caller sees the answer as generated; only the logged copy is redacted.
-            return _LogOnlyFilter(self.redactor)
+            return LogOnlyFilter(self.redactor)
         return OutputFilter(
             self.redactor, scan=self.policy != "off", restore=self.policy == "redact"
         )
-
-
-class _LogOnlyFilter(OutputFilter):
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__(redactor, scan=True, restore=False)
-
-    def feed(self, chunk: str) -> Filtered:
-        held = super().feed(chunk)
-        return Filtered(chunk, held.to_log)
-
-    def flush(self) -> Filtered:
-        return Filtered("", super().flush().to_log)

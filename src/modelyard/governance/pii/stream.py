@@ -20,6 +20,12 @@ class Filtered:
     to_log: str
 
 
+MAX_PLACEHOLDER = 48
+"""The longest placeholder the redactor writes (``<EMAIL_ADDRESS_12>``...), with room to spare."""
+MAX_HOLD = 512
+"""Never hold back more than this: the work per chunk stays O(chunk), whatever the model writes."""
+
+
 class OutputFilter:
     def __init__(self, redactor: Redactor, *, scan: bool, restore: bool, hold: int = 64) -> None:
         self.redactor = redactor
@@ -36,7 +42,7 @@ class OutputFilter:
             return Filtered("", "")
         cut = len(self._buffer) - self.hold
         spans = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(self._buffer)]
-        last_open = self._buffer.rfind("<", 0, cut)
+        last_open = self._buffer.rfind("<", max(0, cut - MAX_PLACEHOLDER), cut)
         if last_open != -1 and ">" not in self._buffer[last_open:cut]:
             spans.append((last_open, len(self._buffer)))  # maybe a placeholder still arriving
         if self.scan:
@@ -44,7 +50,7 @@ class OutputFilter:
         for start, end in sorted(spans):
             if start < cut < end:
                 cut = start
-        return self._emit(cut)
+        return self._emit(max(cut, len(self._buffer) - MAX_HOLD))
 
     def flush(self) -> Filtered:
         return self._emit(len(self._buffer))
@@ -56,3 +62,21 @@ class OutputFilter:
         logged = self.redactor.redact(ready, restorable=False) if self.scan else ready
         caller = self.redactor.restore(logged) if self.restore else logged
         return Filtered(caller, logged)
+
+
+class LogOnlyFilter(OutputFilter):
+    """``redact-logs``: the caller gets the text as generated, at once; the logged copy is
+    redacted once, at the end, over the whole answer (so entities split across chunks are
+    caught, and no scan runs per chunk)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__(redactor, scan=True, restore=False)
+        self._parts: list[str] = []
+
+    def feed(self, chunk: str) -> Filtered:
+        self._parts.append(chunk)
+        return Filtered(chunk, "")
+
+    def flush(self) -> Filtered:
+        text, self._parts = "".join(self._parts), []
+        return Filtered("", self.redactor.redact(text, restorable=False) if text else "")
