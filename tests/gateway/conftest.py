@@ -168,7 +168,7 @@ def small_server(server: Server) -> Iterator[Server]:
         server.home,
         {
             "MODELYARD_WORKER_SLOTS": "1",
-            "MODELYARD_WORKER_CTX_PER_SLOT": "1024",
+            "MODELYARD_WORKER_CTX_PER_SLOT": "4096",
             "MODELYARD_GATEWAY_QUEUE_SIZE": "1",
         },
         log,

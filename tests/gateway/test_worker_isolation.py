@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from modelyard.audit.query import Filter, iter_records
+from modelyard.catalog.lifecycle import Stage
+from modelyard.catalog.promotion import place
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.intake.importer import import_path, open_blob_store
@@ -30,7 +32,10 @@ CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "Say hi."}]
 BAD_SCHEMAS = [
     {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}},
-    {"type": "string", "pattern": "(((("},
+    {"type": "foo"},
+    {"type": "string", "pattern": "^a{99999999}$"},
+    {"type": "integer", "minimum": "x"},
+    {"enum": []},
     {"type": "array", "minItems": 5, "maxItems": 2},
     {"type": "string", "maxLength": 10**9},
 ]
@@ -156,9 +161,9 @@ def test_a_model_that_crashes_its_loader_is_503_and_nothing_else_is_hurt(
     settings = Settings(home=server.home)
     db = Database(settings.resolved_database_url)
     try:
-        broken = import_path(
-            crafted, Registry(db, open_blob_store(settings)), settings, name="dupvocab"
-        )
+        registry = Registry(db, open_blob_store(settings))
+        broken = import_path(crafted, registry, settings, name="dupvocab")
+        place(registry, broken.ref, Stage.PRODUCTION, actor="tests", reason="crash isolation")
     finally:
         db.close()
     body = {"model": broken.ref, "messages": HI, "max_tokens": 4}
