@@ -1,22 +1,24 @@
 """Serving throughput: ``llama-server`` run directly vs the same engine behind ``modelyard serve``.
 
-One run, one model file (the bundled Gemma 3 270M Q4_K_M), one machine. Each repeat starts
-each side in turn (the order alternates per repeat, to cancel machine-load drift), and stops
-it before the other starts:
+One run, one model (the bundled Gemma 3 270M Q4_K_M), one llama-server binary, one machine.
+Each repeat starts each side in turn, and stops it before the other starts; the order
+alternates per repeat, to cancel machine-load drift:
 
 - direct: ``llama-server -m MODEL -np SLOTS -c SLOTS*CTX -t N -tb N -cb`` on a free port;
 - modelyard: ``modelyard serve`` with a fresh MODELYARD_HOME, a key with a token budget and
-  PII ``redact-logs``, the audit log on (the default), MODELYARD_WORKER_{SLOTS,THREADS,
-  CTX_PER_SLOT} set to the same values.
+  PII ``redact-logs``, the audit log on (the default), and MODELYARD_LLAMA_SERVER and
+  MODELYARD_WORKER_{SLOTS,THREADS,CTX_PER_SLOT} set to the same binary and values.
 
-Per concurrency level it streams ``/v1/completions`` (distinct prompts, temperature 0.7, a
-fixed seed per request) and reports aggregate output tokens/s, TTFT p50 and streams completed
-(``[DONE]`` and a finish_reason, no error event) of started, each the median over repeats,
-and the ratio modelyard/direct. It also measures json_schema-constrained chat (tokens/s,
-outputs that parse) and health-probe latency while 8 streams run (``/healthz`` on modelyard,
-``/health`` on llama-server).
+Per concurrency level it streams ``/v1/completions`` (distinct prompts that ask for long text,
+temperature 0.7, a fixed seed per request) and reports aggregate output tokens/s, TTFT p50
+and streams completed (``[DONE]`` and a finish_reason, no error event) of started: medians
+over repeats, and the ratio modelyard/direct. Then json_schema-constrained chat (tokens/s,
+answers that match the schema), and health-probe latency every 20 ms while 8 streams run
+(``/healthz`` on modelyard, ``/health`` on llama-server).
 
-    .venv/bin/python bench/serving_bench.py --threads 2 --repeats 3 [--only direct] [--json]
+    .venv/bin/python bench/serving_bench.py --threads 1 --repeats 3 [--only direct] [--json]
+
+``--threads`` defaults to the cores less one (the client and the gateway need one).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ import httpx
 MODEL = "gemma3-270m"
 SIDES = ("direct", "modelyard")
 FIELDS = {"name": "string", "city": "string", "occupation": "string", "age": "integer"}
-SCHEMA = {"type": "object", "required": list(FIELDS),
-          "properties": {k: {"type": v} for k, v in FIELDS.items()}}  # fmt: skip
+PROPERTIES = {
+    k: {"type": v, **({"maxLength": 24} if v == "string" else {})} for k, v in FIELDS.items()
+}
+SCHEMA = {"type": "object", "properties": PROPERTIES, "required": list(FIELDS)}
 SUBJECTS = ("lighthouse keeper", "dragon", "robot", "baker", "astronomer", "beekeeper")
 PLACES = ("Lisbon", "a desert town", "the Moon", "a mountain village", "Oslo", "Nairobi")
 TASKS = ("a long, detailed story", "a long diary entry", "a long letter", "a long essay")
@@ -199,13 +203,27 @@ class Server:
         return "\n".join(self.log.read_text("utf-8", "replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        children = child_pids(self.proc.pid)  # engine workers run in sessions of their own
         if self.proc.poll() is None:
             self.proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):  # what is left of the group (workers)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        for pid in children:  # a clean shutdown has stopped them already
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                print(f"warning: child {pid} outlived {self.log.stem}; killed", file=sys.stderr)
+
+
+def child_pids(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 async def wait_ready(server: Server, url: str, timeout_s: float) -> None:
@@ -349,6 +367,7 @@ async def start_side(
         slots, ctx_total = str(args.slots), str(args.slots * args.ctx_per_slot)
         argv = [ctx["llama_server"], "-m", str(ctx["model"]), "--host", "127.0.0.1"]
         argv += ["--port", str(port), "-np", slots, "-c", ctx_total, "-t", n, "-tb", n, "-cb"]
+        argv += args.llama_arg
         server = Server(argv, dict(os.environ), work / "direct.log")
         target = Target(f"http://127.0.0.1:{port}", "/health", {})
     else:
@@ -378,7 +397,7 @@ async def run_side(
             bodies = [completion_body(index + i, args.max_tokens) for i in range(n)]
             out[f"c{c}"] = await run_level(t, "/v1/completions", bodies, c)
             index += n
-        schema = [schema_body(index + i, 96) for i in range(args.schema_requests)]
+        schema = [schema_body(index + i, 128) for i in range(args.schema_requests)]
         out["json_schema"] = await run_level(t, "/v1/chat/completions", schema, 4)
         load = [completion_body(index + i, args.max_tokens) for i in range(8)]
         out["health"] = await probe_health(t, load, 0.02)
@@ -390,11 +409,13 @@ async def run_side(
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     sides = SIDES if args.only == "both" else (args.only,)
     ctx: dict[str, Any] = {"work": work}
+    ctx["llama_server"] = llama_server_path(args)  # the same binary on both sides
     if "direct" in sides:
-        ctx["llama_server"], ctx["model"] = llama_server_path(args), model_path(args, work)
+        ctx["model"] = model_path(args, work)
     if "modelyard" in sides:
         worker = {"SLOTS": args.slots, "THREADS": args.threads, "CTX_PER_SLOT": args.ctx_per_slot}
         env = {**os.environ, "MODELYARD_HOME": str(work / "home")}
+        env["MODELYARD_LLAMA_SERVER"] = ctx["llama_server"]
         env.update({f"MODELYARD_WORKER_{k}": str(v) for k, v in worker.items()})
         ctx["env"] = env
         ctx["auth"] = {"Authorization": f"Bearer {create_key(args, env)}"}
@@ -457,9 +478,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llama-server", type=Path, help="llama-server binary (default: build cache)")
     p.add_argument("--model", type=Path, help="GGUF for the direct side (default: bundled)")
     p.add_argument("--modelyard", help="command that runs modelyard (default: on PATH)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--llama-arg", action="append", default=[], help="extra direct-side flag")
+    # One core is left to the client and the gateway: llama.cpp threads that share a core
+    # with other busy processes spin and slow down by an order of magnitude.
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--slots", type=int, default=8, help="parallel slots on both sides")
-    p.add_argument("--ctx-per-slot", type=int, default=2048, help="context tokens per slot")
+    p.add_argument("--ctx-per-slot", type=int, default=4096, help="context tokens per slot")
     p.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8]
     )

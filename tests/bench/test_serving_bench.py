@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -166,3 +168,12 @@ def test_cli_defaults(sb: ModuleType) -> None:
     args = sb.parse_args(["--concurrency", "1,2", "--only", "direct"])
     assert args.concurrency == [1, 2] and args.only == "direct"
     assert args.slots == 8 and args.max_tokens == 64 and args.repeats == 3
+
+
+def test_child_pids_finds_a_child_of_this_process(sb: ModuleType) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in sb.child_pids(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
