@@ -80,6 +80,7 @@ class Stream:
     """One streamed request, built from its SSE lines; times are seconds since it was sent."""
 
     ttft_s: float | None = None
+    last_s: float | None = None
     chunks: int = 0
     usage_tokens: int | None = None
     finish_reason: str | None = None
@@ -118,6 +119,7 @@ def feed(stream: Stream, line: str, now: float) -> None:
         piece = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
         if piece:
             stream.ttft_s = now if stream.ttft_s is None else stream.ttft_s
+            stream.last_s = now
             stream.chunks += 1
             stream.text.append(piece)
         if choice.get("finish_reason"):
@@ -138,13 +140,20 @@ def schema_valid(text: str) -> bool:
 def summarise(streams: list[Stream], wall_s: float) -> dict[str, Any]:
     """One level of one run: aggregate output tokens/s over the level's wall time."""
     ttfts = [s.ttft_s * 1000 for s in streams if s.ttft_s is not None]
+    decode = [
+        (s.tokens - 1) / (s.last_s - s.ttft_s)
+        for s in streams
+        if s.ttft_s is not None and s.last_s is not None and s.last_s > s.ttft_s
+    ]
     tokens = sum(s.tokens for s in streams)
     return {
         "started": len(streams),
         "completed": sum(s.ok for s in streams),
+        "hit_max_tokens": sum(s.finish_reason == "length" for s in streams),
         "output_tokens": tokens,
         "tok_s": tokens / wall_s if wall_s > 0 else None,
         "ttft_p50_ms": percentile(ttfts, 50),
+        "decode_tok_s_p50": percentile(decode, 50),  # one stream's rate after its first token
         "schema_valid": sum(schema_valid("".join(s.text)) for s in streams),
         "errors": sorted({s.error for s in streams if s.error})[:3],
     }
@@ -157,7 +166,7 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in runs if r[key] is not None]
         if key == "errors":
             out[key] = sorted({e for v in values for e in v})[:3]
-        elif key in ("tok_s", "ttft_p50_ms", "p50_ms", "p99_ms"):
+        elif key in ("tok_s", "ttft_p50_ms", "decode_tok_s_p50", "p50_ms", "p99_ms"):
             out[key] = statistics.median(values) if values else None
         else:  # counts: streams, tokens, valid outputs, probes
             out[key] = sum(values)
@@ -175,7 +184,8 @@ def compare(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, An
     for phase in phases:
         row = {side: median_of(results[side][phase]) for side in results if phase in results[side]}
         d, m = row.get("direct", {}), row.get("modelyard", {})
-        row["ratio"] = {k: ratio(m.get(k), d.get(k)) for k in ("tok_s", "ttft_p50_ms", "p50_ms")}
+        keys = ("tok_s", "ttft_p50_ms", "decode_tok_s_p50", "p50_ms")
+        row["ratio"] = {k: ratio(m.get(k), d.get(k)) for k in keys}
         table[phase] = row
     return table
 
@@ -288,7 +298,9 @@ async def run_level(
     for body in bodies:
         queue.put_nowait(body)
     streams: list[Stream] = []
-    limits = httpx.Limits(max_connections=concurrency + 2)
+    # A fresh connection per request: a server may close a kept-alive one just as the next
+    # request goes out, which would count as a failed stream that never reached it.
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits) as http:
 
         async def worker() -> None:
@@ -305,7 +317,8 @@ async def probe_health(t: Target, bodies: list[dict[str, Any]], every_s: float) 
     samples: list[float] = []
     failed = 0
     load = asyncio.ensure_future(run_level(t, "/v1/completions", bodies, len(bodies)))
-    async with httpx.AsyncClient(timeout=10) as http:
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
         while not load.done():
             sent = time.perf_counter()
             try:
@@ -440,13 +453,14 @@ def _cells(phase: str, row: dict[str, Any]) -> list[str]:
     counts = [f"{x['completed']}/{x['started']}" if x else "-" for x in (d, m)]
     if phase == "health":  # probe latency instead of throughput
         return [phase, *[f"{_fmt(x.get('p50_ms'))} / {_fmt(x.get('p99_ms'))}" for x in (d, m)],
-                _fmt(row["ratio"]["p50_ms"], ".2f"), "", "", *counts]  # fmt: skip
+                _fmt(row["ratio"]["p50_ms"], ".2f"), "", "", "", "", *counts]  # fmt: skip
     return [
         phase,
         _fmt(d.get("tok_s")),
         _fmt(m.get("tok_s")),
         _fmt(row["ratio"]["tok_s"], ".2f"),
         *[_fmt(x.get("ttft_p50_ms"), ".0f") for x in (d, m)],
+        *[_fmt(x.get("decode_tok_s_p50")) for x in (d, m)],
         *counts,
     ]
 
@@ -458,14 +472,15 @@ def render(report: dict[str, Any]) -> None:
     table = Table(title="modelyard serve vs llama-server direct: medians over repeats")
     for col in ("phase", "direct", "modelyard", "ratio m/d", "TTFT ms d", "TTFT ms m"):
         table.add_column(col, justify="right")
-    for col in ("ok d", "ok m"):
+    for col in ("decode d", "decode m", "ok d", "ok m"):
         table.add_column(col, justify="right")
     for phase, row in report["summary"].items():
         table.add_row(*_cells(phase, row))
     console = Console() if sys.stdout.isatty() else Console(width=100)
     console.print(table)
-    console.print("direct, modelyard: output tokens/s; for health, probe latency p50 / p99 ms")
-    console.print("while 8 streams run. TTFT: p50. ok: streams with [DONE] and a finish_reason.")
+    console.print("direct, modelyard: output tokens/s of all streams over the wall time; for")
+    console.print("health, probe latency p50 / p99 ms while 8 streams run. TTFT: p50 ms. decode:")
+    console.print("p50 of one stream's tokens/s after its first. ok: [DONE] and a finish_reason.")
     schema = report["summary"].get("json_schema", {})
     for side in SIDES:
         if side in schema:

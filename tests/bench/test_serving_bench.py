@@ -72,6 +72,7 @@ def test_completion_stream_with_usage(sb: ModuleType) -> None:
     assert stream.ok and stream.finish_reason == "length"
     assert stream.ttft_s == pytest.approx(0.2)
     assert stream.chunks == 2 and stream.tokens == 3  # usage wins over counted chunks
+    assert stream.last_s == pytest.approx(0.3)
     assert "".join(stream.text) == "Once upon"
 
 
@@ -119,15 +120,19 @@ def test_schema_validity(sb: ModuleType) -> None:
 
 
 def make_stream(sb: ModuleType, tokens: int, ttft_s: float, ok: bool = True) -> object:
-    return sb.Stream(ttft_s=ttft_s, chunks=tokens, finish_reason="length" if ok else None, done=ok)
+    reason = "length" if ok else None
+    return sb.Stream(
+        ttft_s=ttft_s, last_s=ttft_s + 1.0, chunks=tokens, finish_reason=reason, done=ok
+    )
 
 
 def test_summarise_one_level(sb: ModuleType) -> None:
     streams = [make_stream(sb, 64, 0.1), make_stream(sb, 64, 0.3), make_stream(sb, 32, 0.2, False)]
     summary = sb.summarise(streams, wall_s=2.0)
-    assert summary["started"] == 3 and summary["completed"] == 2
+    assert summary["started"] == 3 and summary["completed"] == 2 and summary["hit_max_tokens"] == 2
     assert summary["output_tokens"] == 160 and summary["tok_s"] == 80.0
     assert summary["ttft_p50_ms"] == pytest.approx(200.0)
+    assert summary["decode_tok_s_p50"] == pytest.approx(63.0)  # (64 - 1) tokens in 1 s
     assert sb.summarise([], wall_s=0.0)["tok_s"] is None
 
 
