@@ -476,7 +476,7 @@ def render(report: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     for phase, row in report["summary"].items():
         table.add_row(*_cells(phase, row))
-    console = Console() if sys.stdout.isatty() else Console(width=100)
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(table)
     console.print("direct, modelyard: output tokens/s of all streams over the wall time; for")
     console.print("health, probe latency p50 / p99 ms while 8 streams run. TTFT: p50 ms. decode:")
