@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     worker_ctx_per_slot: int = Field(default=4096, ge=256)
     """Context (prompt + answer tokens) each slot holds; capped by the model's own context."""
     worker_threads: int | None = Field(default=None, ge=1)
-    """CPU threads per worker; default: the CPU cores (llama-server ``-t``)."""
+    """CPU threads per worker (llama-server ``-t``); default: the cores but one."""
     worker_kv_cache_type: str = Field(
         default="f16", pattern="^(f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1)$"
     )

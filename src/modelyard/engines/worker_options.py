@@ -16,6 +16,12 @@ from modelyard.store.blobs import BlobStore
 ALL_LAYERS = 999
 
 
+def default_threads() -> int:
+    """All cores but one: llama.cpp's threads spin-wait for each other, so a thread that
+    shares a core with the gateway (or another worker) stalls every step of a generation."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
     gpu_layers = settings.worker_gpu_layers
     if gpu_layers is None:
@@ -23,7 +29,7 @@ def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
     return WorkerOptions(
         slots=settings.worker_slots,
         ctx_per_slot=settings.worker_ctx_per_slot,
-        threads=settings.worker_threads or os.cpu_count() or 1,
+        threads=settings.worker_threads or default_threads(),
         kv_cache_type=settings.worker_kv_cache_type,
         gpu_layers=gpu_layers,
         batch_size=settings.worker_batch_size,
