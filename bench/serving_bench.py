@@ -291,6 +291,19 @@ def schema_body(index: int, max_tokens: int) -> dict[str, Any]:
     return {**_sampling(index, max_tokens), "messages": messages, "response_format": rf}
 
 
+def direct_schema_body(index: int, max_tokens: int) -> dict[str, Any]:
+    """The same request for llama-server run directly: the prompt modelyard renders for those
+    messages, sent as a text completion with llama.cpp's ``json_schema`` field (the bundled
+    model has no template of its own, so llama-server's chat route would use another format
+    and the two sides would not decode the same thing)."""
+    from modelyard.engines.chat_templates import render_chat
+
+    body = schema_body(index, max_tokens)
+    prompt = render_chat({"architecture": "gemma3"}, body.pop("messages")).prompt
+    body.pop("response_format")
+    return {**body, "prompt": prompt, "json_schema": SCHEMA}
+
+
 async def run_level(
     t: Target, path: str, bodies: list[dict[str, Any]], concurrency: int
 ) -> dict[str, Any]:
@@ -410,8 +423,12 @@ async def run_side(
             bodies = [completion_body(index + i, args.max_tokens) for i in range(n)]
             out[f"c{c}"] = await run_level(t, "/v1/completions", bodies, c)
             index += n
-        schema = [schema_body(index + i, 128) for i in range(args.schema_requests)]
-        out["json_schema"] = await run_level(t, "/v1/chat/completions", schema, 4)
+        if side == "direct":
+            schema = [direct_schema_body(index + i, 128) for i in range(args.schema_requests)]
+            out["json_schema"] = await run_level(t, "/v1/completions", schema, 4)
+        else:
+            schema = [schema_body(index + i, 128) for i in range(args.schema_requests)]
+            out["json_schema"] = await run_level(t, "/v1/chat/completions", schema, 4)
         load = [completion_body(index + i, args.max_tokens) for i in range(8)]
         out["health"] = await probe_health(t, load, 0.02)
     finally:

@@ -231,15 +231,23 @@ class Governance:
             entry.status = CLIENT_CLOSED
             raise
         finally:
-            self.limiter.settle(reservation, entry.prompt_tokens + entry.completion_tokens)
+            used = entry.prompt_tokens + entry.completion_tokens
             entry.latency_ms = int((time.monotonic() - started) * 1000)
             entry.response = _join(logged)
             if entry.status is None:
                 entry.status = 500
             if entry.status != 200:
                 # Not awaited in a thread: a closing generator may not be resumed later.
+                self.limiter.settle(reservation, used)
                 self.audit.append(entry)
-        await self._record(entry)  # fail closed: no record, no end of the answer
+
+        def settle_and_record() -> None:
+            self.limiter.settle(reservation, used)
+            self.audit.append(entry)
+
+        # Off the event loop (the limiter may call Redis; the append waits for the disk).
+        # Fail closed: no record, no end of the answer.
+        await asyncio.to_thread(settle_and_record)
         for item in held:
             yield item
 
