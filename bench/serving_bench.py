@@ -291,6 +291,12 @@ def schema_body(index: int, max_tokens: int) -> dict[str, Any]:
     return {**_sampling(index, max_tokens), "messages": messages, "response_format": rf}
 
 
+DIRECT_SAMPLING = {"min_p": 0.0, "top_k": 40}
+"""What modelyard sends its worker for an OpenAI request (no min-p, top-k 40), given to the
+direct side too, so that both sample the same way (llama.cpp's own default is min-p 0.05,
+which cuts the candidates that a json_schema grammar must check)."""
+
+
 def direct_schema_body(index: int, max_tokens: int) -> dict[str, Any]:
     """The same request for llama-server run directly: the prompt modelyard renders for those
     messages, sent as a text completion with llama.cpp's ``json_schema`` field (the bundled
@@ -421,10 +427,15 @@ async def run_side(
         for c in args.concurrency:
             n = args.requests_per_level or 3 * c
             bodies = [completion_body(index + i, args.max_tokens) for i in range(n)]
+            if side == "direct":
+                bodies = [{**body, **DIRECT_SAMPLING} for body in bodies]
             out[f"c{c}"] = await run_level(t, "/v1/completions", bodies, c)
             index += n
         if side == "direct":
-            schema = [direct_schema_body(index + i, 128) for i in range(args.schema_requests)]
+            schema = [
+                {**direct_schema_body(index + i, 128), **DIRECT_SAMPLING}
+                for i in range(args.schema_requests)
+            ]
             out["json_schema"] = await run_level(t, "/v1/completions", schema, 4)
         else:
             schema = [schema_body(index + i, 128) for i in range(args.schema_requests)]

@@ -7,6 +7,9 @@ import json
 import os
 import pwd
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -310,3 +313,51 @@ def test_a_worker_holds_no_secrets_and_wants_its_own(
             await pool.close()
 
     run(scenario())
+
+
+OWNER = """
+import asyncio, sys
+from pathlib import Path
+from tests.engines.test_workers import make_pool, version_for
+
+async def main():
+    model = Path(sys.argv[1])
+    gemma = version_for(model, "gemma")
+    pool = make_pool(Path(sys.argv[2]), {gemma.digest: model})
+    async with pool.lease(gemma):
+        print(pool.status()[0]["pid"], flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state  # killed, waiting to be reaped by init
+
+
+def test_a_worker_dies_with_the_process_that_started_it(tmp_path: Path, default_gguf: Path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}:{root}"}
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(default_gguf), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert owner.stdout is not None
+    worker = int(owner.stdout.readline())
+    assert not _gone(worker)
+    owner.kill()  # no chance to stop its worker
+    owner.wait()
+    owner.stdout.close()
+    deadline = time.monotonic() + 30
+    while not _gone(worker):
+        assert time.monotonic() < deadline, "the worker outlived the process that started it"
+        time.sleep(0.1)

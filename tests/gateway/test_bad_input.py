@@ -190,7 +190,7 @@ def test_revoked_key_is_refused_at_once(server: Server) -> None:
 def test_healthz_answers_while_the_engine_is_busy(server: Server) -> None:
     """Health never waits for the engine: it answers while a long generation holds the slot.
 
-    No timing is asserted (the < 50 ms target is measured by bench/gateway_overhead.py):
+    No timing is asserted (the < 50 ms target is measured by bench/serving_bench.py):
     the check is that the slot is busy before and still busy after ten health answers."""
     body = {"model": "chat", "prompt": "Once", "max_tokens": 512, "logit_bias": EOS_BAN}
     thread = threading.Thread(target=_post, args=(server, "/v1/completions", body))

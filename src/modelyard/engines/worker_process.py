@@ -16,17 +16,36 @@ tail explains a worker that failed to load.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.engines.binary import ServerBinary
 
 LOG_TAIL_BYTES = 4096
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A pre-exec hook: the worker is killed when the process that started it dies, so a
+    gateway that crashes (or is killed) leaves no engine worker behind. Resolved before the
+    fork; the child only makes one system call."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return hook
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,7 @@ class WorkerProcess:
                 cwd=self.workdir,
                 env=env,
                 pass_fds=(model_fd,),
+                preexec_fn=_die_with_parent(),
                 user=account.pw_uid if account else None,
                 group=account.pw_gid if account else None,
                 extra_groups=[] if account else None,
