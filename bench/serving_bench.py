@@ -276,7 +276,13 @@ async def stream_once(
 
 def _sampling(index: int, max_tokens: int) -> dict[str, Any]:
     options = {"include_usage": True}
-    body = {"model": MODEL, "max_tokens": max_tokens, "temperature": 0.7, "seed": index}
+    body = {
+        "model": MODEL,
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.95,  # explicit: the two sides' defaults differ (1.0 vs 0.95)
+        "seed": index,
+    }
     return {**body, "stream": True, "stream_options": options}
 
 
