@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import openai
@@ -15,8 +16,11 @@ from tests.gateway.conftest import Server
 
 
 @pytest.fixture(scope="module")
-def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.v1, api_key=server.user_key, max_retries=0, timeout=120)
+def client(server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=server.v1, api_key=server.user_key, max_retries=0, timeout=120
+    ) as client:
+        yield client
 
 
 def test_first_serve_imported_default_and_printed_admin_key_once(server: Server) -> None:
@@ -175,8 +179,10 @@ def test_typed_client_exceptions(server: Server, client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="no-such-model", messages=message)  # type: ignore[arg-type]
     assert missing.value.body["param"] == "model"  # type: ignore[index]
-    wrong = openai.OpenAI(base_url=server.v1, api_key="my-000000000000-nope", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with (
+        openai.OpenAI(base_url=server.v1, api_key="my-000000000000-nope", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
         wrong.models.list()
     with pytest.raises(openai.BadRequestError) as too_many:
         client.chat.completions.create(model="chat", messages=message, n=99)  # type: ignore[arg-type]

@@ -48,6 +48,7 @@ class Yard:
         self.settings = Settings(home=home)
         self.db = Database(self.settings.resolved_database_url)
         self.keys: dict[str, str] = {}
+        self.clients: list[openai.OpenAI] = []
 
     def key(
         self, name: str, *, admin: bool = False, team: str | None = None, **scope: object
@@ -65,7 +66,9 @@ class Yard:
         return made.plaintext
 
     def client(self, key: str, server: Proc | None = None) -> openai.OpenAI:
-        return openai.OpenAI(base_url=(server or self.server).v1, api_key=key, max_retries=0)
+        client = openai.OpenAI(base_url=(server or self.server).v1, api_key=key, max_retries=0)
+        self.clients.append(client)  # closed with the module's yard
+        return client
 
     def record(self, request_id: str) -> dict[str, object]:
         for record in iter_records(self.db, Filter(kind="request")):
@@ -91,6 +94,8 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
     try:
         yield yard
     finally:
+        for client in yard.clients:
+            client.close()
         server.stop()
         yard.db.close()
 

@@ -134,6 +134,7 @@ def test_alias_switch_under_load_fails_no_request(home: tuple[Settings, Registry
         for thread in threads:
             thread.join()
         end_of_life(client, registry, settings)
+        client.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -74,13 +74,13 @@ def served(tuned_model: TunedModel) -> Iterator[tuple[str, str]]:
 
 def test_gateway_serves_the_tuned_version(served: tuple[str, str], tuned_model: TunedModel) -> None:
     url, key = served
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
-    reply = client.chat.completions.create(
-        model="ticket-router",
-        messages=[{"role": "user", "content": "The VPN keeps dropping, asap."}],
-        max_tokens=8,
-        temperature=0,
-    )
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120) as client:
+        reply = client.chat.completions.create(
+            model="ticket-router",
+            messages=[{"role": "user", "content": "The VPN keeps dropping, asap."}],
+            max_tokens=8,
+            temperature=0,
+        )
     assert reply.model == tuned_model.outcome.version.ref
     assert reply.choices[0].message.content
     assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 8

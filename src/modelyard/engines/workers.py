@@ -127,9 +127,8 @@ class WorkerPool:
     @contextlib.asynccontextmanager
     async def lease(self, version: ModelVersion) -> AsyncIterator[HTTPEngine]:
         """The engine of ``version``'s worker, started if needed; held while in use."""
-        worker = await self._ready(version)
+        worker = await self._ready(version)  # counted in use from here: never evicted
         assert worker.engine is not None
-        worker.in_use += 1
         try:
             yield worker.engine
         finally:
@@ -140,11 +139,14 @@ class WorkerPool:
         """Start workers for these versions now (``serve`` start: production aliases)."""
         for version in versions:
             try:
-                await self._ready(version)
+                worker = await self._ready(version)
+                worker.in_use -= 1
+                worker.last_used = self._clock()
             except Unavailable as exc:
                 log.warning("could not start a worker for %s: %s", version.ref, exc.message)
 
     async def _ready(self, version: ModelVersion) -> Worker:
+        """The version's worker, up, with one use taken (the caller gives it back)."""
         if self._closing:
             raise Unavailable("the gateway is shutting down")
         async with self._lock:
@@ -160,10 +162,17 @@ class WorkerPool:
                 if wait > 0:
                     raise self._unavailable(worker, wait)
                 self._launch(worker)
-        if worker.startup is not None:
-            await asyncio.shield(worker.startup)
-        if worker.state != "ready" or worker.engine is None:
-            raise self._unavailable(worker, max(1.0, worker.retry_at - self._clock()))
+            # Taken under the lock: a worker that is starting or serving for this request
+            # cannot be stopped to make room for another.
+            worker.in_use += 1
+        try:
+            if worker.startup is not None:
+                await asyncio.shield(worker.startup)
+            if worker.state != "ready" or worker.engine is None:
+                raise self._unavailable(worker, max(1.0, worker.retry_at - self._clock()))
+        except BaseException:
+            worker.in_use -= 1
+            raise
         return worker
 
     def _unavailable(self, worker: Worker, wait: float) -> Unavailable:
