@@ -81,7 +81,6 @@ def worker_args(
         "--cache-type-k", options.kv_cache_type,
         "--cache-type-v", options.kv_cache_type,
         "--batch-size", str(options.batch_size),
-        "--ubatch-size", str(options.batch_size),
         "--cache-ram", str(options.prompt_cache_mb),
         "--no-context-shift",
         "--no-webui",

@@ -153,7 +153,9 @@ class WorkerPool:
             worker = self._workers.get(version.digest)
             if worker is None or worker.state == "stopped":
                 self._model_path(version)  # refuses what no worker can run (400), up front
-                worker = Worker(version, estimate_bytes(version))
+                # The prompt cache fills up to its limit as the worker serves: count it now.
+                cache = self.options.prompt_cache_mb * 1024 * 1024
+                worker = Worker(version, estimate_bytes(version) + cache)
                 await self._make_room(worker)
                 self._workers[version.digest] = worker
                 self._launch(worker)
