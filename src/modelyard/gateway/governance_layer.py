@@ -133,6 +133,16 @@ class Governance:
             },
         )
 
+    def _reserve(self, access: Access, estimate: int) -> Reservation:
+        """Take ``estimate`` tokens from the key's and its team's limits (may call Redis)."""
+        return self.limiter.reserve(
+            access.key_name,
+            access.key_scope.limits,
+            access.team,
+            access.team_scope.limits,
+            estimate,
+        )
+
     async def _record(self, entry: AuditEntry) -> None:
         await asyncio.to_thread(self.audit.append, entry)
 
@@ -167,14 +177,7 @@ class Governance:
                 estimate = sum(
                     estimate_tokens(prompt_text(p)) + per_prompt * call.n for p in model_prompts
                 )
-                reservation = self.limiter.reserve(
-                    access.key_name,
-                    access.key_scope.limits,
-                    access.team,
-                    access.team_scope.limits,
-                    estimate,
-                )
-                return model_prompts, logged_prompts, reservation
+                return model_prompts, logged_prompts, self._reserve(access, estimate)
 
             model_prompts, logged_prompts, reservation = await asyncio.to_thread(screen_and_reserve)
         except ModelyardError as exc:
@@ -266,15 +269,14 @@ class Governance:
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy
-            model_inputs, logged_inputs = guard.inbound(call.inputs)
-            estimate = sum(estimate_tokens(t) for t in model_inputs)
-            reservation = self.limiter.reserve(
-                access.key_name,
-                access.key_scope.limits,
-                access.team,
-                access.team_scope.limits,
-                estimate,
-            )
+
+            def screen_and_reserve() -> tuple[list[str], list[str], Reservation]:
+                # Off the event loop, as for generations.
+                model, logged = guard.inbound(call.inputs)
+                estimate = sum(estimate_tokens(t) for t in model)
+                return model, logged, self._reserve(access, estimate)
+
+            model_inputs, logged_inputs, reservation = await asyncio.to_thread(screen_and_reserve)
         except ModelyardError as exc:
             await self._refused(entry, exc)
             raise
