@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test lint typecheck unit install dev clean-venv browser
+.PHONY: serve test lint typecheck unit install dev clean-venv system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,13 +45,14 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-# Browser tests drive Debian's Chromium (never a downloaded browser build).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Browser tests drive Debian's Chromium (never a downloaded browser build); the audit
+# witness tests keep their key in a SoftHSM2 PKCS#11 token (Debian's softhsm2).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 && test -e /usr/lib/softhsm/libsofthsm2.so || { \
+	  echo "Installing Debian's chromium and softhsm2 for the tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium softhsm2 >/dev/null; }
 
-unit: $(VENV)/.installed-dev browser
+unit: $(VENV)/.installed-dev system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
