@@ -1,5 +1,5 @@
 # modelyard: `make serve` runs the gateway on the default model, `make test` runs the suite.
-# Both create .venv and install pinned dependencies (constraints.txt) on first use.
+# Both create .venv and install hash-pinned dependencies (requirements*.lock) on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,29 +7,34 @@ PIP    := $(BIN)/python -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test lint typecheck unit install dev clean-venv system-deps
+.PHONY: serve test lint typecheck lockcheck lock unit install dev clean-venv system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 LLAMA_CPP := scripts/build-llama-cpp.sh
 
+# Every Python distribution comes from a hash-pinned lock (requirements.lock for serving,
+# requirements-dev.lock for the tests), installed with --require-hashes --no-deps: pip never
+# resolves, and a file whose SHA-256 is not in the lock is refused. `make lock` regenerates
+# them from constraints.txt; `make test` checks that nothing unpinned is installed.
+#
 # llama.cpp is compiled once, outside the clone (see scripts/build-llama-cpp.sh): the
 # llama-server binary that engine workers run, and the shared libraries that
-# llama-cpp-python loads (its own wheel is built with LLAMA_BUILD=OFF, so nothing compiles twice).
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(LLAMA_CPP)
-	@echo "Installing modelyard and its pinned dependencies (the first run compiles llama.cpp: ~6-10 min on 2 cores)"
-	$(PIP) install --quiet --upgrade pip==25.3
-	$(PIP) install --quiet -c constraints.txt torch==2.13.0  # first: the CPU build, never CUDA
+# llama-cpp-python loads (its own wheel is built with LLAMA_BUILD=OFF from the SHA-256-pinned
+# sdist, without build isolation, so nothing compiles twice and no build tool is unpinned).
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock $(LLAMA_CPP)
+	@echo "Installing modelyard and its hash-pinned dependencies (the first run compiles llama.cpp: ~6-10 min on 2 cores)"
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
 	PYTHON=$(BIN)/python bash $(LLAMA_CPP)
 	PYTHON=$(BIN)/python bash $(LLAMA_CPP) --wheel "$$(bash $(LLAMA_CPP) --print-dir)-wheels"
-	$(PIP) install --quiet -c constraints.txt --no-deps "$$(ls "$$(bash $(LLAMA_CPP) --print-dir)-wheels"/llama_cpp_python-*.whl)"
-	$(PIP) install --quiet -c constraints.txt -e .
+	$(PIP) install --quiet --no-deps "$$(ls "$$(bash $(LLAMA_CPP) --print-dir)-wheels"/llama_cpp_python-*.whl)"
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	bash $(LLAMA_CPP) --link-libs $(BIN)/python
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	@touch $@
 
 install: $(VENV)/.installed
@@ -45,6 +50,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Supply chain: every installed distribution is pinned, by version and hash, in the locks.
+lockcheck: $(VENV)/.installed-dev
+	$(BIN)/python scripts/lock.py --check
+
+lock: $(VENV)/.installed-dev
+	$(BIN)/python scripts/lock.py
+
 # Browser tests drive Debian's Chromium (never a downloaded browser build); the audit
 # witness tests keep their key in a SoftHSM2 PKCS#11 token (Debian's softhsm2).
 system-deps:
@@ -55,7 +67,7 @@ system-deps:
 unit: $(VENV)/.installed-dev system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit
+test: lint typecheck lockcheck unit
 
 clean-venv:
 	rm -rf $(VENV)

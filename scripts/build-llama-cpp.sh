@@ -126,7 +126,9 @@ wheel() {  # $1: output dir for the llama-cpp-python wheel built without compili
   if ls "$dest"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then return 0; fi
   WORK=$(mktemp -d); local work=$WORK
   local sdist; sdist=$(fetch_sdist "$work")
-  CMAKE_ARGS="-DLLAMA_BUILD=OFF" "$PYTHON" -m pip wheel --quiet --no-deps "$sdist" -w "$dest" >&2
+  # No build isolation: scikit-build-core comes from requirements.lock, not a fresh resolve.
+  CMAKE_ARGS="-DLLAMA_BUILD=OFF" "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation \
+    "$sdist" -w "$dest" >&2
 }
 
 case "${1:-build}" in
