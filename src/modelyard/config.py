@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     """How long a worker may take to load its model and answer /health."""
     worker_backoff_cap_s: float = Field(default=30.0, gt=0)
     """Longest wait before restarting a worker that keeps dying (doubling from 1 s)."""
+    trial_load_timeout_s: float = Field(default=120.0, gt=0)
+    """How long a trial load (``modelyard models trial-load``) may take to load the model and
+    answer one token before it counts as failed."""
+    trial_load_memory_mb: int = Field(default=0, ge=0)
+    """Address-space limit (``RLIMIT_AS``) of a trial-load worker; 0: 4 GiB plus three times
+    the model's size."""
+    trial_load_cpu_s: int = Field(default=300, ge=1)
+    """CPU-time limit (``RLIMIT_CPU``) of a trial-load worker."""
 
     # Gateway (docs/gateway.md).
     gateway_workers: int = Field(default=2, ge=1)
@@ -87,6 +95,23 @@ class Settings(BaseSettings):
     gateway_max_n: int = Field(default=4, ge=1)
     """The largest ``n`` (choices per request) a client may ask for."""
     gateway_max_embedding_inputs: int = Field(default=256, ge=1)
+    gateway_max_prompt_bytes: int = Field(default=64 * 1024, ge=1024)
+    """The largest prompt (UTF-8 bytes of all message text, or of all completion prompts) a
+    request may carry; larger ones get a 400 before any rendering or tokenization. The
+    engine's tokenizer is superlinear on newline-dense text (docs/performance.md): raise this
+    only with the context per slot."""
+    gateway_max_messages: int = Field(default=2048, ge=1)
+    """The most messages one chat request may carry (400 beyond)."""
+
+    # Chat templates: a model's own Jinja template runs in child processes (docs/gateway.md).
+    template_renderers: int = Field(default=2, ge=1, le=64)
+    """Child processes that render chat templates (each renders one chat at a time)."""
+    template_render_timeout_s: float = Field(default=5.0, gt=0)
+    """Wall-clock budget for rendering one chat; a template that runs over is killed (400)."""
+    template_render_memory_mb: int = Field(default=512, ge=64)
+    """Memory cap (RLIMIT_DATA) of each template renderer process."""
+    template_max_output_chars: int = Field(default=4 * 1024 * 1024, ge=4096)
+    """The most characters one rendering of a chat template may produce (400 beyond)."""
 
     # Lifecycle (docs/lifecycle.md).
     policy_file: Path | None = None
@@ -95,6 +120,20 @@ class Settings(BaseSettings):
     # Governance and audit (docs/governance.md).
     audit_checkpoint_every: int = Field(default=100, ge=1)
     """Sign a checkpoint (sequence number + head hash) every N audit records."""
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    """…and at least every N seconds while records arrive (the gateway's background
+    checkpointer): a crash (kill -9) loses at most this much signed evidence."""
+    audit_witness: Path | None = None
+    """The audit witness's Unix socket (``modelyard audit witness serve``). Unset: the key
+    in ``<home>/audit`` signs — no evidence against whoever can write the home."""
+    audit_witness_timeout_s: float = Field(default=30.0, gt=0)
+    """How long the gateway and the CLI wait for the witness's answer."""
+    audit_witness_dir: Path | None = None
+    """The witness's own state directory (key or token config, journal); outside the home."""
+    audit_witness_user: str = "modelyard-witness"
+    """The OS user the witness drops to when started as root (not the gateway's user)."""
+    audit_pubkey: Path | None = None
+    """The witness's public key, pinned outside the home: ``audit verify`` checks against it."""
     audit_retention_days: int | None = Field(default=None, ge=1)
     """``modelyard audit purge`` removes records older than this (unset: keep all)."""
     audit_store_text: str = Field(default="text", pattern="^(text|hash)$")
