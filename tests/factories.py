@@ -113,3 +113,81 @@ def write_gguf_with_duplicate_vocab(source: Path, path: Path) -> Path:
     reader.data.flush()
     del reader
     return path
+
+
+def write_crafted_gguf(
+    path: Path,
+    *,
+    floats: dict[str, float] | None = None,
+    uints: dict[str, int] | None = None,
+    tokens: list[str] | None = None,
+    scores: list[float] | None = None,
+    embedding_rows: int = 16,
+) -> Path:
+    """A small llama GGUF with chosen metadata on top of :func:`write_tiny_gguf`'s.
+
+    ``uints`` override the architecture's integer keys (``llama.embedding_length``...),
+    ``floats`` add float32 keys, ``tokens``/``scores`` add a vocabulary.
+    """
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("crafted")
+    ints = {
+        "llama.context_length": 256,
+        "llama.embedding_length": 8,
+        "llama.block_count": 1,
+        "llama.attention.head_count": 2,
+        **(uints or {}),
+    }
+    for key, value in ints.items():
+        writer.add_uint32(key, value)
+    for key, number in (floats or {}).items():
+        writer.add_float32(key, number)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    if tokens is not None:
+        writer.add_token_list(tokens)
+    if scores is not None:
+        writer.add_token_scores(scores)
+    writer.add_tensor("token_embd.weight", np.ones((embedding_rows, 8), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.ones((8,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_safetensors_raw(path: Path, header: dict[str, object], data: bytes) -> Path:
+    """A safetensors file with exactly this header and data area (for crafted layouts)."""
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def write_sentencepiece_model(path: Path, pieces: tuple[str, ...] = ("<unk>", "▁a", "b")) -> Path:
+    """A SentencePiece ``ModelProto`` in protobuf wire format: pieces, then a trainer spec."""
+    body = bytearray()
+    for index, piece in enumerate(pieces):
+        text = piece.encode()
+        message = b"\x0a" + _varint(len(text)) + text  # piece (1, string)
+        message += b"\x15" + struct.pack("<f", -float(index))  # score (2, float)
+        message += b"\x18" + _varint(2 if index == 0 else 1)  # type (3, enum)
+        body += b"\x0a" + _varint(len(message)) + message
+    trainer = b"\x18\x01"  # model_type (3) = UNIGRAM
+    body += b"\x12" + _varint(len(trainer)) + trainer
+    path.write_bytes(bytes(body))
+    return path

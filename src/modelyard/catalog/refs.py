@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from modelyard.errors import InvalidInput
 from modelyard.intake.names import validate_name
 
+MAX_VERSION = 2**31 - 1
+"""Versions are 32-bit integers in the database; a larger number is no version."""
+
 
 @dataclass(frozen=True)
 class ModelRef:
@@ -22,9 +25,16 @@ def parse_ref(text: str) -> ModelRef:
     validate_name(name)
     if not sep:
         return ModelRef(name)
-    if not version_text.isdigit() or int(version_text) < 1:
+    # ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() then refuses.
+    if not (
+        version_text.isascii()
+        and version_text.isdigit()
+        and len(version_text) <= 10
+        and 1 <= int(version_text) <= MAX_VERSION
+    ):
         raise InvalidInput(
-            f"invalid model reference {text!r}: the version after '@' is a number from 1",
+            f"invalid model reference {text!r}: the version after '@' is a number "
+            f"from 1 to {MAX_VERSION}",
             param="model",
         )
     return ModelRef(name, int(version_text))

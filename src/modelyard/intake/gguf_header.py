@@ -7,6 +7,7 @@ counts could not possibly fit in the file, before the full metadata parser ever 
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,25 +41,29 @@ def describe_foreign_magic(head: bytes) -> str:
     return f"its first bytes are {head[:4]!r}, not {GGUF_MAGIC!r}"
 
 
-def read_header(path: Path) -> GGUFHeader:
-    file_size = path.stat().st_size
+def read_header(path: Path, *, shown: str | None = None) -> GGUFHeader:
     with path.open("rb") as handle:
-        head = handle.read(24)
+        return check_header(handle.fileno(), shown or path.name)
+
+
+def check_header(fd: int, name: str) -> GGUFHeader:
+    """Check the GGUF header of the file open as ``fd`` (read with ``pread``, offset 0)."""
+    file_size = os.fstat(fd).st_size
+    head = os.pread(fd, 24, 0)
     if len(head) < 4 or head[:4] != GGUF_MAGIC:
-        raise UnsafeModel(f"{path.name} is not a GGUF file: {describe_foreign_magic(head)}")
+        raise UnsafeModel(f"{name} is not a GGUF file: {describe_foreign_magic(head)}")
     if len(head) < 24:
-        raise UnsafeModel(f"{path.name} is truncated: the GGUF header is incomplete")
+        raise UnsafeModel(f"{name} is truncated: the GGUF header is incomplete")
     version, tensor_count, kv_count = struct.unpack("<IQQ", head[4:24])
     if version not in SUPPORTED_VERSIONS:
-        raise UnsafeModel(f"{path.name}: unsupported GGUF version {version}")
+        raise UnsafeModel(f"{name}: unsupported GGUF version {version}")
     if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
         raise UnsafeModel(
-            f"{path.name}: implausible GGUF header ({tensor_count} tensors, "
-            f"{kv_count} metadata entries)"
+            f"{name}: implausible GGUF header ({tensor_count} tensors, {kv_count} metadata entries)"
         )
     if 24 + tensor_count * MIN_TENSOR_INFO_BYTES + kv_count * MIN_KV_BYTES > file_size:
         raise UnsafeModel(
-            f"{path.name} is truncated or corrupt: its header declares {tensor_count} tensors "
+            f"{name} is truncated or corrupt: its header declares {tensor_count} tensors "
             f"and {kv_count} metadata entries, more than {file_size} bytes can hold"
         )
     return GGUFHeader(version, tensor_count, kv_count, file_size)

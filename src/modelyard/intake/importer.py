@@ -1,25 +1,37 @@
 """Import a GGUF file or a safetensors model directory into the store and the registry.
 
-Order of work, so that a refusal writes nothing and a failure leaves nothing behind:
+Order of work, so that a refusal writes nothing and a failure leaves nothing behind, and so
+that the bytes checked are the bytes stored (the source can change at any moment; it is
+opened once per file and never parsed):
 
-1. validate the name and the path, refuse unsafe formats (in process, cheap);
-2. read metadata (GGUF in a limited child process; safetensors headers bounded in process);
-3. stream each file into the blob store (temp file, SHA-256 while copying, fsync, rename);
-4. register the version in one transaction.
+1. plan: validate the name and the path; for a directory, screen every file name against the
+   allowlist (:mod:`file_kinds`); names only, nothing is read;
+2. land: open each source once (no symlink following, regular files only, the same inode as
+   planned) and stream it into ``blobs/tmp`` (SHA-256 while copying, fsync, read-only),
+   at most one byte past the planned size; a file whose size changed is refused;
+3. check the landed copies: the GGUF header in process and its metadata in a limited child
+   process that reads the copy through an inherited file descriptor; every directory file
+   against its kind, safetensors headers bounded in process;
+4. commit: rename each copy under its hash (atomic), then register the version in one
+   transaction.
 
-If step 3 or 4 fails, blobs this import created and nothing else references are deleted.
+A refusal or failure at any step removes the landed copies, and blobs this import created
+that nothing else references.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
@@ -27,10 +39,10 @@ from modelyard.config import Settings
 from modelyard.errors import InvalidInput, StoreFault, UnsafeModel
 from modelyard.intake import licence
 from modelyard.intake.directory import ScannedFile, describe_directory, scan_directory
-from modelyard.intake.gguf_reader import read_gguf_metadata
+from modelyard.intake.gguf_reader import inspect_gguf
 from modelyard.intake.names import derive_name, validate_name
 from modelyard.intake.safety import refuse_unsafe_name
-from modelyard.store.blobs import BlobStore, ProgressCallback, StoredBlob
+from modelyard.store.blobs import BlobStore, LandedBlob, ProgressCallback, StoredBlob
 
 ProgressFactory = Callable[[str, int], ProgressCallback]
 """Given a label and a total byte count, returns the per-chunk progress callback."""
@@ -38,11 +50,14 @@ ProgressFactory = Callable[[str, int], ProgressCallback]
 
 @dataclass(frozen=True)
 class ImportPlan:
+    """What to import, decided from names alone; nothing has been read yet."""
+
     name: str
     format: str
-    metadata: dict[str, Any]
     files: list[ScannedFile]
     source: Path
+    probe_timeout_s: float
+    probe_memory_mb: int
 
 
 def current_user() -> str:
@@ -53,35 +68,89 @@ def current_user() -> str:
 
 
 def plan_import(path: Path, name: str | None, settings: Settings) -> ImportPlan:
-    """Everything up to (not including) writing: validation, refusals and metadata."""
+    """Validation and refusals by name; the content is checked after landing."""
     if name is not None:
         validate_name(name)
     if not os.path.lexists(path):
         raise InvalidInput(f"no such file or directory: {path}", param="path")
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    if path.is_dir():
+    path = Path(os.path.realpath(path))
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", param="path") from exc
+    if stat.S_ISDIR(info.st_mode):
         files = scan_directory(path)
-        metadata = describe_directory(path, files)
         fmt = "safetensors"
-    elif path.is_file():
+    elif stat.S_ISREG(info.st_mode):
         refuse_unsafe_name(path)
         if path.suffix.lower() == ".safetensors":
             raise UnsafeModel(
                 f"{path.name}: import a safetensors model as its directory "
                 "(config.json, tokenizer files and weights together)"
             )
-        metadata = read_gguf_metadata(
-            path, timeout_s=settings.probe_timeout_s, memory_mb=settings.probe_memory_mb
-        )
-        metadata["license"] = licence.normalise(metadata.get("license"))
-        files = [ScannedFile(path.name, path, path.stat().st_size)]
+        files = [ScannedFile(path.name, path, info.st_size, "gguf", (info.st_dev, info.st_ino))]
         fmt = "gguf"
     else:
         raise InvalidInput(f"{path} is neither a regular file nor a directory", param="path")
-    chosen = name if name is not None else derive_name(path.stem if path.is_file() else path.name)
-    metadata["file_size"] = sum(f.size_bytes for f in files)
-    return ImportPlan(chosen, fmt, metadata, files, path)
+    chosen = name if name is not None else derive_name(path.stem if fmt == "gguf" else path.name)
+    return ImportPlan(chosen, fmt, files, path, settings.probe_timeout_s, settings.probe_memory_mb)
+
+
+@contextlib.contextmanager
+def open_source(scanned: ScannedFile) -> Iterator[BinaryIO]:
+    """Open a planned file once, for the copy: no symlinks, no FIFOs, the inode planned."""
+    try:
+        fd = os.open(scanned.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnsafeModel(
+            f"refused {scanned.relpath}: cannot open it as a plain file ({exc.strerror})"
+        ) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeModel(f"refused {scanned.relpath}: not a regular file")
+        if scanned.identity is not None and (info.st_dev, info.st_ino) != scanned.identity:
+            raise UnsafeModel(f"refused {scanned.relpath}: it was replaced while being imported")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+class _AtMost:
+    """Reads at most ``limit`` bytes of ``source``: a file that keeps growing cannot fill
+    the store; one byte past the planned size is enough to tell that it changed."""
+
+    def __init__(self, source: BinaryIO, limit: int) -> None:
+        self._source, self._left = source, limit
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size < 0 else min(size, self._left)
+        chunk = self._source.read(want) if want else b""
+        self._left -= len(chunk)
+        return chunk
+
+
+def inspect_landed(plan: ImportPlan, copies: dict[str, LandedBlob]) -> dict[str, Any]:
+    """The metadata of the landed copies, refusing what is unsafe: never reads the source."""
+    if plan.format == "gguf":
+        (scanned,) = plan.files
+        with copies[scanned.relpath].path.open("rb") as handle:
+            metadata = inspect_gguf(
+                handle.fileno(),
+                name=scanned.relpath,
+                timeout_s=plan.probe_timeout_s,
+                memory_mb=plan.probe_memory_mb,
+            )
+        metadata["license"] = licence.normalise(metadata.get("license"))
+    else:
+        paths = {relpath: landed.path for relpath, landed in copies.items()}
+        metadata = describe_directory(str(plan.source), plan.files, paths)
+    metadata["file_size"] = sum(landed.size_bytes for landed in copies.values())
+    return metadata
 
 
 def manifest_digest(entries: list[VersionFile]) -> str:
@@ -105,17 +174,27 @@ def execute_import(
     parent: str | None = None,
     lineage: dict[str, Any] | None = None,
 ) -> ModelVersion:
+    landed: dict[str, LandedBlob] = {}
     stored: list[StoredBlob] = []
     try:
-        entries = []
         for scanned in plan.files:
             callback = progress(scanned.relpath, scanned.size_bytes) if progress else None
-            with scanned.path.open("rb") as source:
-                blob = registry.blobs.write_stream(
-                    [source],
+            with open_source(scanned) as source:
+                copy = registry.blobs.land(
+                    [_AtMost(source, scanned.size_bytes + 1)],
                     progress=callback,
                     expected_sha256=expected_sha256 if plan.format == "gguf" else None,
                 )
+            landed[scanned.relpath] = copy
+            if copy.size_bytes != scanned.size_bytes:
+                raise UnsafeModel(
+                    f"refused {scanned.relpath}: it changed size while being imported "
+                    f"({scanned.size_bytes} bytes when planned)"
+                )
+        metadata = inspect_landed(plan, landed)
+        entries = []
+        for scanned in plan.files:
+            blob = registry.blobs.commit(landed[scanned.relpath])
             stored.append(blob)
             entries.append(VersionFile(scanned.relpath, blob.sha256, blob.size_bytes))
         digest = entries[0].sha256 if plan.format == "gguf" else manifest_digest(entries)
@@ -125,7 +204,7 @@ def execute_import(
                 digest=digest,
                 format=plan.format,
                 size_bytes=sum(e.size_bytes for e in entries),
-                metadata=plan.metadata,
+                metadata=metadata,
                 files=tuple(entries),
                 source_path=str(plan.source),
                 created_by=created_by or current_user(),
@@ -135,6 +214,8 @@ def execute_import(
             )
         )
     except BaseException:
+        for copy in landed.values():
+            registry.blobs.discard(copy)
         _discard_new_blobs(registry, stored)
         raise
 

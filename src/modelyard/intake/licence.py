@@ -6,7 +6,7 @@ Anything not recognised is recorded as ``unknown``: never guessed.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Mapping
 
 UNKNOWN = "unknown"
 MAX_READ = 256 * 1024
@@ -34,9 +34,8 @@ def normalise(identifier: str | None) -> str:
     return value or UNKNOWN
 
 
-def from_model_card(readme: Path) -> str | None:
+def _from_card_text(text: str) -> str | None:
     """The ``license:`` field of a model card's YAML front matter, if any."""
-    text = _read(readme)
     match = re.match(r"^---\s*\n(.*?)\n---", text, re.DOTALL)
     if not match:
         return None
@@ -47,8 +46,8 @@ def from_model_card(readme: Path) -> str | None:
     return None
 
 
-def from_licence_text(path: Path) -> str | None:
-    text = _read(path).lower()
+def _from_licence_text(text: str) -> str | None:
+    text = text[:MAX_READ].lower()
     text = re.sub(r"\s+", " ", text)
     for identifier, markers in _LICENCE_TEXT_MARKERS:
         if all(marker in text for marker in markers):
@@ -56,16 +55,16 @@ def from_licence_text(path: Path) -> str | None:
     return None
 
 
-def detect_in_directory(root: Path) -> str:
-    for card in ("README.md", "readme.md", "README"):
-        if (root / card).is_file() and (found := from_model_card(root / card)):
+CARD_NAMES = ("README.md", "readme.md", "README")
+LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "COPYING", "USE_POLICY.md")
+
+
+def detect_in_texts(texts: Mapping[str, str]) -> str:
+    """The licence named by a model directory's text files (relpath → text already read)."""
+    for card in CARD_NAMES:
+        if card in texts and (found := _from_card_text(texts[card][:MAX_READ])):
             return found
-    for name in ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "COPYING", "USE_POLICY.md"):
-        if (root / name).is_file() and (found := from_licence_text(root / name)):
+    for name in LICENCE_NAMES:
+        if name in texts and (found := _from_licence_text(texts[name])):
             return found
     return UNKNOWN
-
-
-def _read(path: Path) -> str:
-    with path.open("rb") as handle:
-        return handle.read(MAX_READ).decode("utf-8", errors="replace")

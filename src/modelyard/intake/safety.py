@@ -10,16 +10,23 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", 
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".so", ".dll", ".dylib", ".exe", ".sh"})
 
 
-def refuse_unsafe_name(path: PurePath, *, shown: str | None = None) -> None:
+def unsafe_name_reason(path: PurePath) -> str | None:
+    """Why a file of this name can run code when loaded, or None when its suffix says nothing."""
     suffix = path.suffix.lower()
-    label = shown or path.name
     if suffix in PICKLE_SUFFIXES:
-        raise UnsafeModel(
-            f"refused {label}: {suffix} weights are Python pickles, which can run arbitrary "
-            "code when loaded; convert the model to safetensors or GGUF first"
+        return (
+            f"{suffix} weights are Python pickles, which can run arbitrary code when loaded; "
+            "convert the model to safetensors or GGUF first"
         )
     if suffix in CODE_SUFFIXES:
-        raise UnsafeModel(
-            f"refused {label}: the model ships code ({suffix}); modelyard does not import "
-            "models that need custom code to load"
+        return (
+            f"the model ships code ({suffix}); modelyard does not import models that need "
+            "custom code to load"
         )
+    return None
+
+
+def refuse_unsafe_name(path: PurePath, *, shown: str | None = None) -> None:
+    reason = unsafe_name_reason(path)
+    if reason is not None:
+        raise UnsafeModel(f"refused {shown or path.name}: {reason}")

@@ -5,6 +5,11 @@ crash-safe: bytes stream into a temporary file in the same directory tree while 
 computed, the file is fsynced, then atomically renamed into place. A failure or a kill at any
 point leaves at most a temp file in ``blobs/tmp``, which :meth:`BlobStore.clean_tmp` removes;
 never a half-written blob under its final name.
+
+Intake uses the two halves apart: :meth:`BlobStore.land` copies into ``blobs/tmp`` (hashed,
+fsynced, read-only), the caller checks *that copy*, then :meth:`BlobStore.commit` renames it
+under its hash or :meth:`BlobStore.discard` removes it. :meth:`BlobStore.write_stream` is both
+at once, for bytes already trusted.
 """
 
 from __future__ import annotations
@@ -16,9 +21,16 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 CHUNK_SIZE = 1024 * 1024
+
+
+class ByteSource(Protocol):
+    """What the store copies from: anything with ``read(n)`` (an open binary file)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just copied, once per chunk."""
@@ -33,6 +45,15 @@ class StoredBlob:
     """True when this write put the blob in the store (it was not there before)."""
 
 
+@dataclass(frozen=True)
+class LandedBlob:
+    """A copy in ``blobs/tmp``: hashed, fsynced and read-only, waiting to be checked."""
+
+    sha256: str
+    size_bytes: int
+    path: Path
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -44,17 +65,19 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
-    def write_stream(
+    def land(
         self,
-        sources: Iterable[BinaryIO],
+        sources: Iterable[ByteSource],
         *,
         expected_sha256: str | None = None,
         progress: ProgressCallback | None = None,
-    ) -> StoredBlob:
-        """Copy the concatenation of ``sources`` into the store and return where it lies.
+    ) -> LandedBlob:
+        """Copy the concatenation of ``sources`` into ``blobs/tmp``, hashing and fsyncing it.
 
-        Raises ``ValueError`` when ``expected_sha256`` is given and does not match; nothing is
-        stored in that case.
+        The copy is read-only and not yet under its final name: the caller checks *these*
+        bytes (never the source, which may change under it), then :meth:`commit` renames it
+        into place or :meth:`discard` removes it. Raises ``ValueError`` when
+        ``expected_sha256`` is given and does not match; nothing is left behind then.
         """
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -77,18 +100,46 @@ class BlobStore:
             sha256 = digest.hexdigest()
             if expected_sha256 is not None and sha256 != expected_sha256:
                 raise ValueError(f"SHA-256 mismatch: expected {expected_sha256}, got {sha256}")
-            final = self.path_for(sha256)
-            if final.is_file():
-                tmp_path.unlink()
-                return StoredBlob(sha256, size, final, created=False)
-            final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp_path, 0o444)
-            os.replace(tmp_path, final)
-            _fsync_dir(final.parent)
-            return StoredBlob(sha256, size, final, created=True)
+            return LandedBlob(sha256, size, tmp_path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp_path.unlink()
+            raise
+
+    def commit(self, landed: LandedBlob) -> StoredBlob:
+        """Move a landed copy under its content name (atomic rename; a no-op if present)."""
+        final = self.path_for(landed.sha256)
+        if final.is_file():
+            landed.path.unlink()
+            return StoredBlob(landed.sha256, landed.size_bytes, final, created=False)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(landed.path, final)
+        _fsync_dir(final.parent)
+        return StoredBlob(landed.sha256, landed.size_bytes, final, created=True)
+
+    def discard(self, landed: LandedBlob) -> None:
+        """Remove a landed copy that was refused (harmless once it was committed)."""
+        with contextlib.suppress(FileNotFoundError):
+            landed.path.unlink()
+
+    def write_stream(
+        self,
+        sources: Iterable[ByteSource],
+        *,
+        expected_sha256: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> StoredBlob:
+        """Copy the concatenation of ``sources`` into the store and return where it lies.
+
+        Raises ``ValueError`` when ``expected_sha256`` is given and does not match; nothing is
+        stored in that case.
+        """
+        landed = self.land(sources, expected_sha256=expected_sha256, progress=progress)
+        try:
+            return self.commit(landed)
+        except BaseException:
+            self.discard(landed)
             raise
 
     def write_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
