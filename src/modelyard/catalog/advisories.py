@@ -2,6 +2,11 @@
 
 ``block`` stops serving the version from the next request on (the gateway's alias falls back,
 or the request gets 503 naming the advisory); ``warn`` serves it with a warning header.
+
+modelyard raises one itself when an engine refuses to load a version whose bytes do not
+match its digest (``integrity-…``) or whose signature does not verify (``signature-…``):
+critical, ``block``, by ``modelyard`` (:func:`raise_load_refusal`). An admin withdraws it once
+the stored file is restored (``modelyard store verify``) or the version re-signed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from modelyard.store.tables import utcnow
 if TYPE_CHECKING:
     from modelyard.catalog.registry import Registry
     from modelyard.config import Settings
+    from modelyard.store.database import Database
+
+LOAD_REFUSAL_KINDS = ("integrity", "signature")
+SYSTEM_ACTOR = "modelyard"
 
 SEVERITIES = ("low", "medium", "high", "critical")
 ACTIONS = ("block", "warn")
@@ -170,3 +179,51 @@ class Advisories:
             if not include_withdrawn:
                 query = query.where(AdvisoryRow.withdrawn_at.is_(None))
             return [_record(row) for row in session.scalars(query)]
+
+
+def raise_load_refusal(
+    db: Database, settings: Settings, ref: str, kind: str, summary: str, *, now: datetime
+) -> Advisory:
+    """The active ``kind`` advisory (``integrity`` or ``signature``) that blocks ``ref`` after
+    a refused load: the one already raised, or a new one (critical, block), audited."""
+    if kind not in LOAD_REFUSAL_KINDS:
+        raise InvalidInput(f"unknown load refusal {kind!r}", param="kind")
+    with db.session() as session:
+        version = find_version(session, ref)
+        active = session.scalar(
+            select(AdvisoryRow)
+            .where(
+                AdvisoryRow.version_id == version.id,
+                AdvisoryRow.advisory_id.startswith(f"{kind}-"),
+                AdvisoryRow.withdrawn_at.is_(None),
+            )
+            .limit(1)
+        )
+        if active is not None:
+            return _record(active)
+        row = AdvisoryRow(
+            advisory_id=f"{kind}-{now:%Y%m%dT%H%M%S%f}",
+            version_id=version.id,
+            model_ref=ref_of(version),
+            severity="critical",
+            action="block",
+            summary=summary[:2000],
+            created_by=SYSTEM_ACTOR,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        advisory = _record(row)
+        append_event(
+            session, db, settings, "advisory.add", SYSTEM_ACTOR, advisory.ref, advisory.to_json()
+        )
+    return advisory
+
+
+def load_refusals(advisories: list[Advisory]) -> list[Advisory]:
+    """The active advisories modelyard raised because a load was refused."""
+    return [
+        a
+        for a in advisories
+        if a.active and a.created_by == SYSTEM_ACTOR and a.id.split("-", 1)[0] in LOAD_REFUSAL_KINDS
+    ]

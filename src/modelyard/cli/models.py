@@ -1,4 +1,5 @@
-"""``modelyard models``: import, list, show and remove model versions."""
+"""``modelyard models``: import, list, show and remove model versions; sign and verify them;
+trial-load them in a sandboxed engine worker."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 import typer
 
 from modelyard.advisor.matching import family_of
+from modelyard.catalog.advisories import Advisories, load_refusals
 from modelyard.catalog.cards import card_for
 from modelyard.catalog.records import ModelVersion
+from modelyard.catalog.signing import Signatures
 from modelyard.cli.governed import (
     ACTOR_OPTION,
     POLICY_OPTION,
@@ -29,6 +32,7 @@ from modelyard.cli.output import (
     stderr,
 )
 from modelyard.cli.runtime import Runtime
+from modelyard.engines.trial_load import run_trial_load
 from modelyard.engines.workers import read_status
 from modelyard.errors import InvalidInput
 from modelyard.intake.default_model import import_default
@@ -153,9 +157,18 @@ def show_command(
     version, info = lifecycle(runtime).stage(ref)
     family = family_of(version.metadata)  # the advisor's knowledge-base match
     worker = read_status(runtime.settings.run_dir, version.digest)
+    refusals = load_refusals(Advisories(runtime.registry).list(version.ref))
+    signatures = Signatures(runtime.registry, runtime.settings).list(version.ref)
     if as_json:
         print_json(
-            {**version.to_json(), "lifecycle": info.to_json(), "family": family, "worker": worker}
+            {
+                **version.to_json(),
+                "lifecycle": info.to_json(),
+                "family": family,
+                "worker": worker,
+                "load_refused": [a.to_json() for a in refusals],
+                "signatures": [s.to_json() for s in signatures],
+            }
         )
     else:
         sunset = f" (sunset {info.sunset_at:%Y-%m-%d})" if info.sunset_at else ""
@@ -165,6 +178,15 @@ def show_command(
                 ("stage", f"{info.stage.value}{sunset}"),
                 ("family", family or "unknown"),
                 ("engine worker", _worker_line(worker)),
+                ("load refused", "\n".join(f"{a.id}: {a.summary}" for a in refusals) or None),
+                (
+                    "signatures",
+                    "\n".join(
+                        f"key {s.key_sha256[:12]} by {s.signed_by} {s.created_at:%Y-%m-%d %H:%M}"
+                        for s in signatures
+                    )
+                    or "none",
+                ),
             ]
         )
 
@@ -287,3 +309,70 @@ def card_command(
         return
     write_text_atomic(output, text)
     stderr().print(f"wrote {output}")
+
+
+@app.command("sign")
+def sign_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@N to sign."),
+    key: Path = typer.Option(..., "--key", help="Elliptic-curve private key (PEM)."),
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Sign a version's files with model-signing (key mode, offline); the bundle is stored."""
+    runtime = _runtime(ctx)
+    signature = Signatures(runtime.registry, runtime.settings).sign(ref, key, actor=actor_of(actor))
+    if as_json:
+        print_json(signature.to_json())
+        return
+    stderr().print(
+        f"signed [bold]{signature.ref}[/] with key {signature.key_sha256[:12]} "
+        f"(bundle sha256:{signature.bundle_sha256[:12]})"
+    )
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@N to verify."),
+    pubkey: Path = typer.Option(..., "--pubkey", help="Public key (PEM) to verify with."),
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify a version's stored signature with a public key, re-hashing its stored files.
+
+    Exits 1 when no stored signature by that key verifies."""
+    runtime = _runtime(ctx)
+    result = Signatures(runtime.registry, runtime.settings).verify(
+        ref, pubkey, actor=actor_of(actor)
+    )
+    if as_json:
+        print_json(result.to_json())
+    else:
+        verdict = "[green]verified[/]" if result.ok else "[red]NOT verified[/]"
+        stderr().print(f"{result.ref}: {verdict}: {result.detail}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("trial-load")
+def trial_load_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME@N to load."),
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Load a GGUF version in a sandboxed engine worker and generate one token; the result
+    is recorded (the policy's trial_load gate needs a success). Exits 1 when it fails."""
+    runtime = _runtime(ctx)
+    result = run_trial_load(runtime.registry, runtime.settings, ref, actor=actor_of(actor))
+    if as_json:
+        print_json(result.to_json())
+    elif result.ok:
+        stderr().print(f"{result.ref}: [green]trial load ok[/]: {result.detail}")
+    else:
+        stderr().print(f"{result.ref}: [red]trial load failed[/]: {result.detail}")
+        if result.log_tail:
+            stderr().print(result.log_tail, markup=False, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,4 +1,8 @@
-"""Open the right engine for a registered model version: its engine worker."""
+"""Open the right engine for a registered model version: its engine worker.
+
+The worker's pool checks every load (``load_check.py``): the file's bytes against the
+version's digest, and a signature where the policy requires one; a refused load raises
+:class:`~modelyard.engines.worker_process.LoadRefused` on first use."""
 
 from __future__ import annotations
 

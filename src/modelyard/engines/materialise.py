@@ -17,10 +17,13 @@ from modelyard.catalog.records import ModelVersion
 from modelyard.errors import StoreFault, UnsafeModel
 from modelyard.store.blobs import BlobStore
 
+MATERIALISED_MARKER = ".complete"
+"""Written last into a finished folder (not one of the version's files)."""
+
 
 def materialise(version: ModelVersion, blobs: BlobStore, root: Path) -> Path:
     final = root / version.digest
-    if (final / ".complete").is_file():
+    if (final / MATERIALISED_MARKER).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{version.digest[:12]}-", dir=root))
@@ -38,12 +41,12 @@ def materialise(version: ModelVersion, blobs: BlobStore, root: Path) -> Path:
                 os.link(source, target)
             except OSError:
                 shutil.copyfile(source, target)
-        (building / ".complete").write_text(version.ref + "\n")
+        (building / MATERIALISED_MARKER).write_text(version.ref + "\n")
         try:
             os.replace(building, final)
         except OSError:
             # Another process finished the same folder first: use theirs.
-            if not (final / ".complete").is_file():
+            if not (final / MATERIALISED_MARKER).is_file():
                 raise
     finally:
         with contextlib.suppress(FileNotFoundError):

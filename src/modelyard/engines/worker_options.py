@@ -8,8 +8,9 @@ from pathlib import Path
 from modelyard.catalog.records import ModelVersion
 from modelyard.config import Settings
 from modelyard.engines.binary import find_llama_server
+from modelyard.engines.load_check import LoadCheck
 from modelyard.engines.worker_process import WorkerOptions
-from modelyard.engines.workers import WorkerPool
+from modelyard.engines.workers import LoadCheckFn, WorkerPool
 from modelyard.errors import InvalidInput
 from modelyard.store.blobs import BlobStore
 
@@ -40,9 +41,16 @@ def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
 
 
 def pool_from_settings(
-    settings: Settings, blobs: BlobStore, *, run_dir: Path | None = None
+    settings: Settings,
+    blobs: BlobStore,
+    *,
+    run_dir: Path | None = None,
+    load_check: LoadCheckFn | None = None,
 ) -> WorkerPool:
-    """The gateway's pool (status files under the home), or a private one (``run_dir``)."""
+    """The gateway's pool (status files under the home), or a private one (``run_dir``).
+
+    Every load is checked (``load_check.LoadCheck``: digest, and signature where the policy
+    requires one) unless another ``load_check`` is given."""
     binary = find_llama_server(settings)
 
     def model_path(version: ModelVersion) -> Path:
@@ -62,4 +70,5 @@ def pool_from_settings(
         run_dir=run_dir or settings.run_dir,
         queue_size=settings.gateway_queue_size,
         backoff_cap_s=settings.worker_backoff_cap_s,
+        load_check=load_check or LoadCheck(settings),
     )

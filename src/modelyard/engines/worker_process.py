@@ -7,7 +7,12 @@ What the process gets, and nothing more:
 * a private working directory (mode 0700) holding its Unix socket, so it listens on no
   TCP port, and a per-process secret (``LLAMA_API_KEY``) that every request must carry;
 * a minimal environment: no database URL, no Redis URL, no path to the audit key;
-* when modelyard runs as root, an unprivileged user (``worker_user``, default ``nobody``).
+* when modelyard runs as root, an unprivileged user (``worker_user``, default ``nobody``);
+* optionally (trial loads) resource limits: address space, CPU time, no core dumps.
+
+Before the process starts, the model file is opened once and the open descriptor is handed
+to a ``check`` (the load check in ``load_check.py`` hashes it); the same descriptor is the one
+the worker inherits, so nothing can swap the file between the check and the load.
 
 Its stderr goes to ``<home>/run/workers/<digest>.log`` (warnings and errors only), whose
 tail explains a worker that failed to load.
@@ -19,6 +24,7 @@ import asyncio
 import ctypes
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -28,20 +34,48 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.engines.binary import ServerBinary
+from modelyard.errors import Unavailable
 
 LOG_TAIL_BYTES = 4096
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> Callable[[], None]:
+class LoadRefused(Unavailable):
+    """The load check refused the model file: 503 ``model_unavailable``, no process started."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="model_unavailable", retry_after_s=30)
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Hard limits set in the worker before it runs llama-server (a trial load's sandbox)."""
+
+    address_space_bytes: int
+    cpu_seconds: int
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return [
+            (resource.RLIMIT_AS, self.address_space_bytes),
+            (resource.RLIMIT_CPU, self.cpu_seconds),
+            (resource.RLIMIT_CORE, 0),
+        ]
+
+
+def _die_with_parent(limits: ResourceLimits | None = None) -> Callable[[], None]:
     """A pre-exec hook: the worker is killed when the process that started it dies, so a
-    gateway that crashes (or is killed) leaves no engine worker behind. Resolved before the
-    fork; the child only makes one system call."""
+    gateway that crashes (or is killed) leaves no engine worker behind; with ``limits``, it
+    also sets those resource limits. Resolved before the fork; the child only makes system
+    calls."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
+    pairs = limits.pairs() if limits is not None else []
+    setrlimit = resource.setrlimit
 
     def hook() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        for which, value in pairs:
+            setrlimit(which, (value, value))
         if os.getppid() != parent:  # the parent died before the signal was armed
             os._exit(1)
 
@@ -101,12 +135,18 @@ class WorkerProcess:
         model_path: Path,
         ctx_per_slot: int,
         log_path: Path,
+        check: Callable[[int], None] | None = None,
+        limits: ResourceLimits | None = None,
     ) -> None:
         self.binary = binary
         self.options = options
         self.model_path = model_path
         self.ctx_per_slot = ctx_per_slot
         self.log_path = log_path
+        self.check = check
+        """Called (in a thread) with the model's open descriptor before the worker starts;
+        raising refuses the load."""
+        self.limits = limits
         self.secret = secrets.token_urlsafe(32)
         self.workdir: Path | None = None
         self.process: asyncio.subprocess.Process | None = None
@@ -134,12 +174,20 @@ class WorkerProcess:
 
     async def start(self) -> None:
         account = self._drop_to()
+        model_fd = os.open(self.model_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if self.check is not None:
+                await asyncio.to_thread(self.check, model_fd)
+            await self._spawn(model_fd, account)
+        finally:
+            os.close(model_fd)
+
+    async def _spawn(self, model_fd: int, account: pwd.struct_passwd | None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="modelyard-worker-"))
         os.chmod(self.workdir, 0o700)
         if account is not None:
             os.chown(self.workdir, account.pw_uid, account.pw_gid)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        model_fd = os.open(self.model_path, os.O_RDONLY | os.O_CLOEXEC)
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child, closed below
         env = {
             "PATH": "/usr/bin:/bin",
@@ -164,14 +212,13 @@ class WorkerProcess:
                 cwd=self.workdir,
                 env=env,
                 pass_fds=(model_fd,),
-                preexec_fn=_die_with_parent(),
+                preexec_fn=_die_with_parent(self.limits),
                 user=account.pw_uid if account else None,
                 group=account.pw_gid if account else None,
                 extra_groups=[] if account else None,
                 start_new_session=True,
             )
         finally:
-            os.close(model_fd)
             log.close()
 
     def alive(self) -> bool:

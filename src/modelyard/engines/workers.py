@@ -9,6 +9,10 @@
   ``Retry-After`` while the others go on. One that died while serving is restarted after a
   backoff (1 s, doubling up to ``worker_backoff_cap_s``); one that never came up (a model
   file that crashes llama.cpp's loader) is retried only when asked for after the backoff.
+* Before each start the model file's bytes are checked (``load_check``: SHA-256 against the
+  version's digest, a signature when the policy requires one) on the very descriptor the
+  worker inherits; a refused load is ``failed`` with ``refused`` set and is not retried
+  before the backoff.
 * Every state change is written to ``<home>/run/workers/<digest>.json`` so that
   ``modelyard models show`` in another process can say why a model is not serving.
 """
@@ -30,12 +34,15 @@ from typing import Any, Literal
 from modelyard.catalog.records import ModelVersion
 from modelyard.engines.binary import ServerBinary
 from modelyard.engines.http_engine import EngineEndpoint, HTTPEngine
-from modelyard.engines.worker_process import WorkerOptions, WorkerProcess
+from modelyard.engines.worker_process import LoadRefused, WorkerOptions, WorkerProcess
 from modelyard.errors import ModelyardError, Unavailable
 
 log = logging.getLogger(__name__)
 
 State = Literal["starting", "ready", "failed", "stopped"]
+LoadCheckFn = Callable[[ModelVersion, int], None]
+"""Called with the version and the model file's open descriptor before a worker starts;
+raises LoadRefused to refuse the load (``load_check.LoadCheck``)."""
 _OVERHEAD_BYTES = 256 * 1024 * 1024
 
 
@@ -64,7 +71,7 @@ def _rss_bytes(pid: int | None) -> int | None:
     return None
 
 
-def _exit_text(code: int) -> str:
+def exit_text(code: int) -> str:
     if code < 0:
         try:
             return f"was killed by {signal.Signals(-code).name}"
@@ -81,6 +88,8 @@ class Worker:
     process: WorkerProcess | None = None
     engine: HTTPEngine | None = None
     error: str | None = None
+    refused: str | None = None
+    """Why the load check refused the model file (None when it was not refused)."""
     failures: int = 0
     restarts: int = 0
     retry_at: float = 0.0
@@ -109,8 +118,10 @@ class WorkerPool:
         queue_size: int,
         backoff_cap_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        load_check: LoadCheckFn | None = None,
     ) -> None:
         self.binary = binary
+        self._load_check = load_check
         self.options = options
         self._model_path = model_path
         self._budget = budget_bytes
@@ -192,12 +203,15 @@ class WorkerPool:
 
     async def _start(self, worker: Worker) -> None:
         version = worker.version
+        check = self._load_check
+        worker.refused = None
         process = WorkerProcess(
             self.binary,
             self.options,
             model_path=self._model_path(version),
             ctx_per_slot=model_context(version, self.options.ctx_per_slot),
             log_path=self._status_dir / f"{version.digest}.log",
+            check=None if check is None else (lambda fd: check(version, fd)),
         )
         worker.process = process
         self._write_status(worker)
@@ -209,6 +223,10 @@ class WorkerPool:
                 max_connections=self.options.slots + self._queue_size + 8,
             )
             await self._wait_healthy(worker, process, engine)
+        except LoadRefused as exc:
+            await process.stop()
+            worker.refused = exc.message
+            self._fail(worker, exc.message)
         except (OSError, ModelyardError) as exc:
             await process.stop()
             self._fail(worker, f"its engine worker could not be started: {exc}")
@@ -228,7 +246,7 @@ class WorkerPool:
                 await process.stop()
                 self._fail(
                     worker,
-                    f"its engine worker {_exit_text(code)} while loading the model: "
+                    f"its engine worker {exit_text(code)} while loading the model: "
                     f"{process.log_tail() or 'no message'}",
                 )
                 return
@@ -246,6 +264,7 @@ class WorkerPool:
         worker.engine = engine
         worker.state = "ready"
         worker.error = None
+        worker.refused = None
         worker.failures = 0
         worker.last_used = self._clock()
         if measured := _rss_bytes(process.pid):
@@ -264,8 +283,8 @@ class WorkerPool:
             await engine.aclose()
         tail = process.log_tail()
         await process.stop()
-        self._fail(worker, f"its engine worker {_exit_text(code)}" + (f": {tail}" if tail else ""))
-        log.error("engine worker for %s %s; restarting", worker.ref, _exit_text(code))
+        self._fail(worker, f"its engine worker {exit_text(code)}" + (f": {tail}" if tail else ""))
+        log.error("engine worker for %s %s; restarting", worker.ref, exit_text(code))
         await asyncio.sleep(max(0.0, worker.retry_at - self._clock()))
         async with self._lock:
             current = self._workers.get(worker.version.digest) is worker
@@ -356,6 +375,7 @@ class WorkerPool:
             "memory_bytes": worker.size,
             "restarts": worker.restarts,
             "error": worker.error,
+            "refused": worker.refused,
             "slots": self.options.slots,
             "ctx_per_slot": model_context(worker.version, self.options.ctx_per_slot),
             "binary": self.binary.describe(),

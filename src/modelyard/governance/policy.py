@@ -17,6 +17,10 @@ home, or in a file named by ``--policy`` / ``MODELYARD_POLICY_FILE``. Example::
     four_eyes = true
     evals = [{ suite = "clinic-qa", metric = "contains", min = 0.8 }]
     bias = [{ probe = "bias:gender", max = 0.05 }]
+    signature = true          # a model-signing signature by a key in signing_keys
+    trial_load = true         # a recorded, successful trial load (`models trial-load`)
+
+    signing_keys = ["keys/release.pub"]   # in [policy]; paths relative to this file
 
 A stage without a section has no gates. No policy file at all means no gates either.
 """
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelyard.catalog.lifecycle import Stage
 from modelyard.config import Settings
@@ -82,11 +86,18 @@ class StageRequirements(_Strict):
     four_eyes: bool = False
     evals: tuple[EvalRequirement, ...] = ()
     bias: tuple[BiasRequirement, ...] = ()
+    signature: bool = False
+    """A valid signature by a trusted key (``signing_keys``); also checked at every load of a
+    version at or past this stage."""
+    trial_load: bool = False
+    """A successful trial load of these exact bytes, recorded by ``models trial-load``."""
 
 
 class Policy(_Strict):
     licences: tuple[str, ...] = DEFAULT_LICENCES
     stages: dict[Stage, StageRequirements] = Field(default_factory=dict)
+    signing_keys: tuple[str, ...] = ()
+    """PEM public keys whose signatures are trusted (relative paths: to the policy file)."""
     source: str | None = None
     """Where the policy came from (a path), or None when no policy file exists."""
     sha256: str | None = None
@@ -98,6 +109,17 @@ class Policy(_Strict):
         if "unknown" in lowered or "*" in lowered:
             raise ValueError("a licence that is not known cannot be allowed ('unknown', '*')")
         return lowered
+
+    @model_validator(mode="after")
+    def _keys_for_signatures(self) -> Policy:
+        if any(r.signature for r in self.stages.values()) and not self.signing_keys:
+            raise ValueError("a stage requires a signature but signing_keys lists no key")
+        return self
+
+    def key_paths(self) -> list[Path]:
+        """The trusted public keys, relative paths resolved against the policy file."""
+        base = Path(self.source).parent if self.source else Path.cwd()
+        return [p if (p := Path(key)).is_absolute() else base / p for key in self.signing_keys]
 
     def requirements(self, stage: Stage) -> StageRequirements:
         return self.stages.get(stage, StageRequirements())

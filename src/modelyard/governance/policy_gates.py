@@ -2,7 +2,9 @@
 
 Each gate ends ``passed``, ``failed`` (with why) or ``missing`` (no evidence yet). Evidence
 is read only through ``modelyard.evaluate.evidence.evidence_for``; runs of other bytes (a
-different digest) do not count.
+different digest) do not count. The ``signature`` gate re-hashes the stored files and checks
+a stored model-signing bundle by a trusted key over exactly those digests; the
+``trial_load`` gate reads the newest trial load recorded for these bytes.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from fnmatch import fnmatch
 from pathlib import PurePath
 from typing import Any, Literal
 
-from modelyard.catalog.lifecycle import Stage
+from sqlalchemy import select
+
+from modelyard.catalog.lifecycle import MAIN_LINE, Stage
 from modelyard.catalog.records import ModelVersion
+from modelyard.catalog.rows import find_version
+from modelyard.catalog.signing import find_valid, read_public_key
+from modelyard.errors import InvalidInput
 from modelyard.evaluate.evidence import EvalEvidence, evidence_for
 from modelyard.governance.policy import BiasRequirement, EvalRequirement, Policy
 from modelyard.intake.safety import CODE_SUFFIXES, PICKLE_SUFFIXES
+from modelyard.store.attestation_tables import TrialLoadRow
 from modelyard.store.blobs import BlobStore
 from modelyard.store.database import Database
 
@@ -106,6 +114,10 @@ def check_gates(
             results.append(_intake(version, blobs, stage))
         if req.four_eyes and first("four-eyes"):
             results.append(_four_eyes(version, actor, stage))
+        if req.trial_load and first("trial_load"):
+            results.append(_trial_load(db, version, stage))
+        if req.signature and first("signature"):
+            results.append(_signature(policy, version, db, blobs, stage))
         if (req.evals or req.bias) and evidence is None:
             evidence = [
                 e
@@ -158,13 +170,94 @@ def _verify_blob(blobs: BlobStore, sha256: str) -> str | None:
     path = blobs.path_for(sha256)
     if not path.is_file():
         return "the stored file is missing"
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
+    if _sha256_of(path) != sha256:
         return "the stored bytes do not match their sha256 (corrupt or tampered)"
     return None
+
+
+def _sha256_of(path: PurePath) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def signature_required_at(policy: Policy, stage: Stage) -> bool:
+    """Whether a version at ``stage`` must carry a valid signature (it had to pass a
+    ``signature`` gate to get there): checked again at every load."""
+    if stage == Stage.RETIRED:
+        return False
+    here = MAIN_LINE.index(stage)
+    return any(
+        req.signature and MAIN_LINE.index(required) <= here
+        for required, req in policy.stages.items()
+    )
+
+
+def trusted_keys(policy: Policy) -> list[bytes]:
+    """The policy's trusted public keys (a clear InvalidInput when one cannot be read)."""
+    keys = []
+    for path in policy.key_paths():
+        try:
+            keys.append(read_public_key(path))
+        except InvalidInput as exc:
+            raise InvalidInput(f"policy signing_keys: {exc.message}", param="policy") from exc
+    return keys
+
+
+def _signature(
+    policy: Policy, version: ModelVersion, db: Database, blobs: BlobStore, stage: Stage
+) -> GateResult:
+    actual = {}
+    for entry in version.files:
+        path = blobs.path_for(entry.sha256)
+        if not path.is_file():
+            return GateResult("signature", stage, "failed", f"{entry.path}: stored file missing")
+        actual[entry.path] = _sha256_of(path)
+    signature, why = find_valid(db, version, trusted_keys(policy), actual=actual)
+    if signature is None:
+        status: GateStatus = "missing" if why.endswith("has no signature") else "failed"
+        return GateResult("signature", stage, status, why)
+    return GateResult(
+        "signature",
+        stage,
+        "passed",
+        f"signed by trusted key {signature.key_sha256[:12]} ({signature.signed_by}); "
+        f"{len(actual)} stored file(s) re-hashed and match the signature",
+        (f"signature:{signature.bundle_sha256}",),
+    )
+
+
+def _trial_load(db: Database, version: ModelVersion, stage: Stage) -> GateResult:
+    with db.session() as session:
+        row = find_version(session, version.ref)
+        latest = session.scalar(
+            select(TrialLoadRow)
+            .where(TrialLoadRow.version_id == row.id, TrialLoadRow.model_digest == version.digest)
+            .order_by(TrialLoadRow.id.desc())
+            .limit(1)
+        )
+        if latest is None:
+            return GateResult(
+                "trial_load",
+                stage,
+                "missing",
+                f"no trial load of these bytes: run `modelyard models trial-load {version.ref}`",
+            )
+        evidence = (f"trial-load:{latest.id}",)
+        if latest.ok:
+            return GateResult(
+                "trial_load", stage, "passed", f"{latest.detail} ({latest.engine})", evidence
+            )
+        tail = "\n".join(latest.log_tail.splitlines()[-5:])
+        return GateResult(
+            "trial_load",
+            stage,
+            "failed",
+            latest.detail + (f"; loader's last lines:\n{tail}" if tail else ""),
+            evidence,
+        )
 
 
 def _four_eyes(version: ModelVersion, actor: str, stage: Stage) -> GateResult:

@@ -1,4 +1,9 @@
-"""``/healthz`` (no auth, no I/O), ``/readyz`` (database, default model) and ``/metrics``."""
+"""``/healthz`` (no auth, no I/O), ``/readyz`` (database, default model, production models'
+load checks) and ``/metrics``.
+
+A production version whose load was refused (its bytes do not match its digest, or its
+signature does not verify: an active ``integrity-``/``signature-`` advisory, or a refusal by
+this gateway's worker pool) makes ``/readyz`` not ready, naming the version."""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import select
 
+from modelyard.catalog.advisories import active_for, load_refusals
+from modelyard.catalog.rows import ref_of
 from modelyard.errors import ModelyardError
 from modelyard.gateway.auth import require_admin, require_key
 from modelyard.gateway.routes.common import gateway_of
 from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
 from modelyard.intake.default_model import find_default
+from modelyard.store.lifecycle_tables import VersionStateRow
+from modelyard.store.tables import ModelVersionRow
 
 router = APIRouter()
 
@@ -36,7 +46,31 @@ def _readiness(gateway: Gateway) -> dict[str, str]:
         blob = gateway.registry.blobs.path_for(default.digest)
         ok = blob.is_file() and blob.stat().st_size == default.size_bytes
         checks["default_model"] = "ok" if ok else "blob missing or damaged"
+    checks.update(_refused_production(gateway))
     return checks
+
+
+def _refused_production(gateway: Gateway) -> dict[str, str]:
+    """``model REF: refused: why`` for each production version whose load was refused."""
+    with gateway.db.session() as session:
+        rows = list(
+            session.scalars(
+                select(ModelVersionRow)
+                .join(VersionStateRow, VersionStateRow.version_id == ModelVersionRow.id)
+                .where(VersionStateRow.stage == "production")
+            )
+        )
+        refs = {row.id: ref_of(row) for row in rows}
+        advisories = active_for(session, list(refs))
+    found = {}
+    for version_id, ref in refs.items():
+        for advisory in load_refusals(advisories[version_id]):
+            found[f"model {ref}"] = f"refused: {advisory.summary} (advisory {advisory.id})"
+    production = set(refs.values())
+    for worker in gateway.workers.status():
+        if worker.get("refused") and worker.get("model") in production:
+            found.setdefault(f"model {worker['model']}", f"refused: {worker['refused']}")
+    return found
 
 
 @router.get("/readyz")

@@ -1,4 +1,7 @@
-"""``GET /admin/workers``: the engine workers this gateway runs, their state and last error."""
+"""``GET /admin/workers``: the engine workers this gateway runs, their state and last error.
+
+A worker whose model file was refused by the load check (digest mismatch, signature that does
+not verify) is ``failed`` with ``refused`` saying why."""
 
 from __future__ import annotations
 
