@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from modelyard.audit import AuditLog, record_event
 from modelyard.audit.checkpoints import read_checkpoints
+from modelyard.audit.query import Filter, iter_records
 from modelyard.audit.verify import verify
 from modelyard.config import Settings
 from modelyard.errors import ModelyardError
@@ -185,7 +186,10 @@ def test_record_event(audit_db: Database, settings: Settings) -> None:
     assert appended.seq == 1
     with audit_db.engine.connect() as conn:
         row = conn.execute(sa.text("SELECT kind, actor, target FROM audit_records")).one()
-    assert tuple(row) == ("event", "bob", "gemma3-270m@2")
+    assert (row.kind, row.target) == ("event", "gemma3-270m@2")
+    assert row.actor.startswith("~") and "bob" not in row.actor  # a sealed pseudonym
+    (shown,) = iter_records(audit_db, Filter())
+    assert shown["actor"] == "bob"
     assert verify(audit_db, settings).ok
 
 

@@ -83,7 +83,7 @@ def test_erasure_shreds_text_and_chain_still_verifies(
     records = list(iter_records(audit_db, Filter()))
     assert records[0]["prompt"] == "prompt number 0"
     erasure = erase_subject(log, "carol", actor="dpo")
-    assert erasure.records == 3
+    assert erasure.count == 3 and erasure.records == {"request": [1, 2, 3]}
     with pytest.raises(NotFound):
         erase_subject(log, "carol", actor="dpo")
     records = list(iter_records(audit_db, Filter(kind="request")))

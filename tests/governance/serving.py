@@ -54,9 +54,9 @@ def start(home: Path, name: str, env_extra: dict[str, str]) -> Proc:
         "MODELYARD_WORKER_THREADS": "1",
         "MODELYARD_WORKER_CTX_PER_SLOT": "512",
         "MODELYARD_WORKER_SLOTS": "2",
-        **env_extra,
     }
-    env.pop("MODELYARD_DATABASE_URL", None)
+    env.pop("MODELYARD_DATABASE_URL", None)  # the home's SQLite unless env_extra names one
+    env.update(env_extra)
     out, err = home.parent / f"{name}.stdout", home.parent / f"{name}.stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(

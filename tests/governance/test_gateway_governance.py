@@ -19,7 +19,7 @@ import pytest
 
 from modelyard.audit.checkpoints import read_checkpoints
 from modelyard.audit.log import AuditLog
-from modelyard.audit.query import Filter, iter_records
+from modelyard.audit.query import Filter, iter_records, open_requests
 from modelyard.audit.verify import verify
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
@@ -71,10 +71,17 @@ class Yard:
         return client
 
     def record(self, request_id: str) -> dict[str, object]:
-        for record in iter_records(self.db, Filter(kind="request")):
-            if record["details"].get("request_id") == request_id:
-                return record
-        raise AssertionError(f"no audit record for {request_id}")
+        """The request's completion record, with the prompt from its accepted record."""
+        found = [
+            r
+            for r in iter_records(self.db, Filter())
+            if r["details"].get("request_id") == request_id
+        ]
+        accepted = [r for r in found if r["kind"] == "request.accepted"]
+        done = [r for r in found if r["kind"] == "request"]
+        assert len(accepted) == len(done) == 1, f"audit records for {request_id}: {found}"
+        assert done[0]["details"]["accepted_seq"] == accepted[0]["seq"]
+        return {**done[0], "prompt": accepted[0]["prompt"]}
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +303,10 @@ def test_kill_9_under_load_every_answer_has_its_record(yard: Yard) -> None:
     assert report.ok, report.problem
     for request_id in received:
         assert yard.record(request_id)["status"] == 200
+    cut_off = open_requests(yard.db)  # accepted before the kill, never completed: visible
+    assert cut_off, "requests cut off by kill -9 must show as accepted without completion"
+    shown = {r["seq"]: r for r in iter_records(yard.db, Filter(kind="request.accepted"))}
+    assert not {shown[seq]["details"]["request_id"] for seq in cut_off} & set(received)
     again = start(yard.home, "d", REDIS)
     try:
         _complete(yard.client(key, again))

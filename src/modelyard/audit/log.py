@@ -9,6 +9,7 @@ cannot append must not release its response (fail closed).
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -19,15 +20,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from modelyard.audit import cipher
-from modelyard.audit.canonical import iso_now, record_hash, sha256_text
-from modelyard.audit.checkpoints import write_checkpoint
+from modelyard.audit.canonical import iso_now, record_hash
+from modelyard.audit.checkpoints import sign_head
 from modelyard.audit.connection import audit_engine
+from modelyard.audit.identities import seal, storable
 from modelyard.audit.secrets import subject_digest
+from modelyard.audit.text_digest import HMAC_MODE, text_hmac, text_secret
+from modelyard.audit.witness.client import open_witness
 from modelyard.config import Settings
-from modelyard.errors import InvalidInput, Unavailable
+from modelyard.errors import InvalidInput, ModelyardError, Unavailable
 from modelyard.store.audit_tables import AuditHeadRow, AuditRecordRow, AuditSubjectKeyRow
 from modelyard.store.database import Database
 
+_log = logging.getLogger(__name__)
 TEXT_MODES = ("full", "redacted", "hash", "none")
 
 
@@ -69,6 +74,10 @@ class AuditLog:
         self.engine: Engine = audit_engine(db)
         self.lock = threading.Lock()
         settings.audit_dir.mkdir(parents=True, exist_ok=True)
+        self.witness = open_witness(settings)
+        """Who signs checkpoints: the witness process, or the key in the home."""
+        self.sign_on_append = True
+        """Sign every N records in :meth:`append`; off while a :class:`Checkpointer` runs."""
 
     def append(self, entry: AuditEntry) -> Appended:
         if entry.text_mode not in TEXT_MODES:
@@ -78,8 +87,8 @@ class AuditLog:
                 appended = self.append_in(session, entry)
         except SQLAlchemyError as exc:
             raise Unavailable(f"the audit log cannot be written: {type(exc).__name__}") from exc
-        if appended.seq % self.settings.audit_checkpoint_every == 0:
-            write_checkpoint(self.settings, appended.seq, appended.hash)
+        if self.sign_on_append and appended.seq % self.settings.audit_checkpoint_every == 0:
+            self._checkpoint_quietly()
         return appended
 
     def append_in(self, session: Session, entry: AuditEntry) -> Appended:
@@ -99,30 +108,46 @@ class AuditLog:
         return Appended(seq, digest)
 
     def _fields(self, session: Session, entry: AuditEntry, seq: int) -> dict[str, Any]:
+        """The stored columns. Identifiers of people are pseudonyms sealed under the
+        subject's key (:mod:`modelyard.audit.identities`); text is sealed, digested with
+        the deployment's HMAC key (:mod:`modelyard.audit.text_digest`), or left out."""
+        entry = AuditEntry(**storable(dict(vars(entry))))
         mode = entry.text_mode
         has_text = entry.prompt is not None or entry.response is not None
         if has_text and mode in ("full", "redacted") and self.settings.audit_store_text == "hash":
             mode = "hash"
-        subject_id = None
+        actor, target, details = seal(
+            seq,
+            entry.kind,
+            entry.actor,
+            entry.target,
+            dict(entry.details),
+            lambda name: self._subject_key(session, name),
+        )
+        subject_id = key = None
+        owner = entry.subject or (entry.actor if has_text else None)
+        if owner is not None:
+            subject_id, key = self._subject_key(session, owner)
         prompt_ct = response_ct = prompt_sha = response_sha = None
-        if mode in ("full", "redacted") and has_text:
-            subject_id, key = self._subject_key(session, entry.subject or entry.actor or "-")
+        if mode in ("full", "redacted") and has_text and key is not None:
             if entry.prompt is not None:
                 prompt_ct = cipher.encrypt(key, entry.prompt, f"{seq}:prompt")
             if entry.response is not None:
                 response_ct = cipher.encrypt(key, entry.response, f"{seq}:response")
-        elif mode == "hash":
-            prompt_sha = sha256_text(entry.prompt) if entry.prompt is not None else None
-            response_sha = sha256_text(entry.response) if entry.response is not None else None
+        elif mode == "hash" and has_text:
+            secret = text_secret(self.settings)
+            prompt_sha = text_hmac(secret, entry.prompt) if entry.prompt is not None else None
+            response_sha = text_hmac(secret, entry.response) if entry.response is not None else None
+            mode = HMAC_MODE
         else:
             mode = "none"
         return {
             "kind": entry.kind,
             "at": iso_now(),
-            "actor": entry.actor,
+            "actor": actor,
             "team": entry.team,
             "route": entry.route,
-            "target": entry.target,
+            "target": target,
             "blob_sha256": entry.blob_sha256,
             "status": entry.status,
             "latency_ms": entry.latency_ms,
@@ -135,7 +160,7 @@ class AuditLog:
             "response_ct": response_ct,
             "prompt_sha256": prompt_sha,
             "response_sha256": response_sha,
-            "details": dict(entry.details),
+            "details": details,
         }
 
     def _subject_key(self, session: Session, subject: str) -> tuple[str, str]:
@@ -161,18 +186,33 @@ class AuditLog:
         return Appended(int(row.seq), str(row.hash))
 
     def checkpoint(self) -> Appended | None:
-        """Sign the current head (on shutdown, or on demand). None for an empty log."""
+        """Have the witness sign the current head (every N records and N seconds, on
+        shutdown, on demand). None for an empty log. Raises
+        :class:`~modelyard.audit.witness.core.Refused` when the witness will not sign (the
+        chain was rewritten or is behind it), :class:`Unavailable` when it is unreachable."""
+        try:
+            statement = sign_head(self.engine, self.witness, self.settings)
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"the audit log cannot be read: {type(exc).__name__}") from exc
+        if statement is not None:
+            return Appended(statement.seq, statement.hash)
         head = self.head()
-        if head.seq == 0:
-            return None
-        write_checkpoint(self.settings, head.seq, head.hash)
-        return head
+        return None if head.seq == 0 else head
+
+    def _checkpoint_quietly(self) -> None:
+        """After an append: the record is committed whatever happens here; a witness that
+        is down or refusing is logged, and the checkpointer keeps trying."""
+        try:
+            self.checkpoint()
+        except ModelyardError as exc:
+            _log.warning("audit checkpoint failed: %s", exc.message)
 
     def close(self, *, checkpoint: bool = True) -> None:
         try:
             if checkpoint:
-                self.checkpoint()
+                self._checkpoint_quietly()
         finally:
+            self.witness.close()
             if self.engine is not self.db.engine:
                 self.engine.dispose()
 

@@ -1,7 +1,13 @@
 """Reading the audit log for people and auditors: list, show, export (jsonl/csv).
 
 Texts are decrypted with their subject's key when it still exists; an erased subject's
-texts read ``[erased]``. Nothing here writes.
+texts read ``[erased]``, and so do the names sealed under its key
+(:mod:`modelyard.audit.identities`). Nothing here writes.
+
+A request that reached the model has two records: ``request.accepted`` (written before the
+first byte of the answer: who, which model, the prompt) and ``request`` (written at the end:
+status, tokens, latency, the answer; ``details.accepted_seq`` links the two). Tokens live
+only on the ``request`` record, so sums over ``kind == "request"`` count each request once.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from sqlalchemy.orm import Session
 from modelyard.audit import cipher
 from modelyard.audit.canonical import iso
 from modelyard.audit.connection import audit_engine
+from modelyard.audit.identities import ERASED, reveal
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.store.audit_tables import AuditRecordRow, AuditSubjectKeyRow
 from modelyard.store.database import Database
 
-ERASED = "[erased]"
+ACCEPTED = "request.accepted"
+"""The record written before a request's first byte; its completion is a ``request``."""
 EXPORT_COLUMNS = (
     "seq",
     "kind",
@@ -63,6 +71,7 @@ class Filter:
 
 
 def _select(where: Filter) -> Select[AuditRecordRow]:
+    """The SQL part of ``where``; the actor is matched after its seal is opened."""
     query = select(AuditRecordRow)
     if where.since is not None:
         query = query.where(AuditRecordRow.at >= iso(where.since))
@@ -70,13 +79,11 @@ def _select(where: Filter) -> Select[AuditRecordRow]:
         query = query.where(AuditRecordRow.at < iso(where.until))
     if where.kind:
         query = query.where(AuditRecordRow.kind == where.kind)
-    if where.actor:
-        query = query.where(AuditRecordRow.actor == where.actor)
     if where.team:
         query = query.where(AuditRecordRow.team == where.team)
     order = AuditRecordRow.seq.desc() if where.newest_first else AuditRecordRow.seq
     query = query.order_by(order)
-    if where.limit is not None:
+    if where.limit is not None and not where.actor:
         query = query.limit(where.limit)
     return query
 
@@ -95,6 +102,9 @@ def _as_dict(row: AuditRecordRow, keys: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         name: getattr(row, name) for name in EXPORT_COLUMNS if hasattr(row, name)
     }
+    out["actor"], out["target"], out["details"] = reveal(
+        row.seq, row.actor, row.target, dict(row.details or {}), keys
+    )
     out["prompt"] = _open(key, row.prompt_ct, f"{row.seq}:prompt")
     out["response"] = _open(key, row.response_ct, f"{row.seq}:response")
     return {name: out.get(name) for name in EXPORT_COLUMNS}
@@ -110,8 +120,39 @@ def iter_records(db: Database, where: Filter) -> Iterator[dict[str, Any]]:
     finally:
         if engine is not db.engine:
             engine.dispose()
+    shown = 0
     for row in rows:
-        yield _as_dict(row, keys)
+        record = _as_dict(row, keys)
+        if where.actor and record["actor"] != where.actor:
+            continue
+        yield record
+        shown += 1
+        if where.limit is not None and shown >= where.limit:
+            return
+
+
+def open_requests(db: Database) -> list[int]:
+    """Sequence numbers of ``request.accepted`` records that no completion record answers:
+    requests whose gateway died (or whose completion could not be written) mid-answer."""
+    engine = audit_engine(db)
+    try:
+        with Session(engine) as session:
+            accepted = set(
+                session.execute(
+                    select(AuditRecordRow.seq).where(AuditRecordRow.kind == ACCEPTED)
+                ).scalars()
+            )
+            answered = {
+                int(details["accepted_seq"])
+                for details in session.execute(
+                    select(AuditRecordRow.details).where(AuditRecordRow.kind == "request")
+                ).scalars()
+                if isinstance(details, dict) and details.get("accepted_seq") is not None
+            }
+    finally:
+        if engine is not db.engine:
+            engine.dispose()
+    return sorted(accepted - answered)
 
 
 def show_record(db: Database, seq: int) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Key material kept outside the database, under ``<home>/audit`` with mode 0600.
 
-* ``signing.key``: the Ed25519 private key that signs checkpoints (PEM, PKCS#8).
-* ``signing.pub``: its public key (verification needs only this).
+* ``signing.key``: the Ed25519 private key that signs checkpoints (PEM, PKCS#8) when no
+  witness is configured (``MODELYARD_AUDIT_WITNESS``) — no evidence against whoever can
+  write the home; a witness keeps its key elsewhere (:mod:`modelyard.audit.witness`).
+* ``signing.pub``: its public key.
 * ``subject.secret``: 32 random bytes; HMAC key that turns a data subject's identifier
   into the digest the subject-keys table is indexed by.
 """

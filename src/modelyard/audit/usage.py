@@ -1,8 +1,13 @@
-"""Token usage from the audit log, grouped by team or key — what cost chargeback reads."""
+"""Token usage from the audit log, grouped by team or key — what cost chargeback reads.
+
+Only completion records (``kind == "request"``) carry tokens; the ``request.accepted``
+record written before each answer is not counted, so a request counts once. Keys are
+stored as pseudonyms (:mod:`modelyard.audit.identities`) and shown by name while their
+subject key exists; an erased key's usage stays in the totals under ``[erased]``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modelyard.audit.canonical import iso
+from modelyard.audit.identities import reveal, subject_of
 from modelyard.errors import InvalidInput
-from modelyard.store.audit_tables import AuditRecordRow
+from modelyard.store.audit_tables import AuditRecordRow, AuditSubjectKeyRow
 from modelyard.store.database import Database
 
 
@@ -64,7 +70,46 @@ def usage_by(
     if until is not None:
         query = query.where(AuditRecordRow.at < iso(until))
     with Session(db.engine) as session:
-        return [
+        rows = [
             Usage(name, int(count), int(prompt), int(completion))
             for name, count, prompt, completion in session.execute(query)
         ]
+        if by != "key":
+            return rows
+        names = _key_names(session, [u.group for u in rows])
+    merged: dict[str | None, Usage] = {}
+    for u in rows:
+        name = names.get(u.group, u.group) if u.group is not None else None
+        seen = merged.get(name)
+        if seen is not None:
+            u = Usage(
+                name,
+                seen.requests + u.requests,
+                seen.prompt_tokens + u.prompt_tokens,
+                seen.completion_tokens + u.completion_tokens,
+            )
+        merged[name] = replace(u, group=name)
+    return sorted(merged.values(), key=lambda u: (u.group is None, u.group or ""))
+
+
+def _key_names(session: Session, groups: list[str | None]) -> dict[str | None, str | None]:
+    """Pseudonymous actors → key names (opened from one record each; ``[erased]`` if gone)."""
+    names: dict[str | None, str | None] = {}
+    wanted = [g for g in groups if subject_of(g) is not None]
+    if not wanted:
+        return names
+    ids = [subject_of(g) for g in wanted]
+    keys = {
+        r.id: r.key
+        for r in session.execute(
+            select(AuditSubjectKeyRow).where(AuditSubjectKeyRow.id.in_(ids))
+        ).scalars()
+    }
+    for group in wanted:
+        row = session.execute(
+            select(AuditRecordRow.seq, AuditRecordRow.details)
+            .where(AuditRecordRow.actor == group)
+            .limit(1)
+        ).one()
+        names[group] = reveal(int(row.seq), group, None, dict(row.details or {}), keys)[0]
+    return names

@@ -14,13 +14,16 @@ from modelyard.audit.erasure import erase_subject
 from modelyard.audit.log import AuditLog
 from modelyard.audit.query import Filter, export_lines, iter_records, show_record
 from modelyard.audit.retention import purge_older_than
+from modelyard.audit.text_digest import match_record
 from modelyard.audit.usage import usage_by
 from modelyard.audit.verify import verify
+from modelyard.cli.audit_witness import app as witness_app
 from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput, UserError
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(witness_app, name="witness")
 
 _AGO = re.compile(r"^(\d+)([mhdw])$")
 
@@ -41,19 +44,33 @@ def parse_when(text: str | None) -> datetime | None:
 
 
 @app.command("verify")
-def verify_command(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Re-walk the hash chain and the signed checkpoints; exit 1 on the first problem."""
+def verify_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+    pubkey: Path | None = typer.Option(
+        None,
+        "--pubkey",
+        help="The witness's public key, pinned outside the home (default: MODELYARD_AUDIT_PUBKEY).",
+    ),
+) -> None:
+    """Re-walk the hash chain against the witness's signed checkpoints; exit 1 on a problem.
+
+    Without a pinned public key the result is no evidence against someone who can write
+    the database and MODELYARD_HOME; the output says so.
+    """
     runtime: Runtime = ctx.obj
-    report = verify(runtime.db, runtime.settings)
+    report = verify(runtime.db, runtime.settings, pubkey=pubkey)
     if as_json:
         print_json(report.to_json())
-    elif report.ok:
-        span = f"{report.first_seq}..{report.last_seq}" if report.records else "empty"
-        stderr().print(
-            f"audit log OK: {report.records} records ({span}), {report.checkpoints} checkpoints"
-        )
-        for note in report.notes:
-            stderr().print(f"  {note}")
+    else:
+        if report.ok:
+            span = f"{report.first_seq}..{report.last_seq}" if report.records else "empty"
+            stderr().print(
+                f"audit log OK: {report.records} records ({span}), {report.checkpoints} checkpoints"
+            )
+            for note in report.notes:
+                stderr().print(f"  {note}")
+        stderr().print(f"evidence: {report.evidence} — {report.evidence_note}", markup=False)
     if not report.ok:
         raise UserError(f"audit log verification failed: {report.problem}")
 
@@ -63,7 +80,7 @@ def list_command(
     ctx: typer.Context,
     since: str | None = typer.Option(None, help="7d, 12h, or an ISO date/time."),
     until: str | None = typer.Option(None),
-    kind: str | None = typer.Option(None, help="request, event or purge."),
+    kind: str | None = typer.Option(None, help="request, request.accepted, event or purge."),
     key: str | None = typer.Option(None, help="Only this key's records."),
     team: str | None = typer.Option(None),
     limit: int = typer.Option(50, min=1),
@@ -193,10 +210,14 @@ def purge_command(
 @app.command("erase")
 def erase_command(
     ctx: typer.Context,
-    subject: str = typer.Argument(..., help="The data subject (request `user`, or key name)."),
+    subject: str = typer.Argument(
+        ..., help="The data subject: a request's `user`, or a key's name (the person's key)."
+    ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Destroy a data subject's key: their prompts and answers become unreadable for good."""
+    """Destroy a data subject's key: their texts and every record's mention of their name
+    become unreadable for good; the chain still verifies. Lists what it covered."""
     runtime: Runtime = ctx.obj
     if not yes and not typer.confirm("This cannot be undone. Erase?", default=False):
         raise typer.Exit(1)
@@ -205,14 +226,60 @@ def erase_command(
         erasure = erase_subject(log, subject, actor="cli")
     finally:
         log.close(checkpoint=False)
-    stderr().print(
-        f"erased: {erasure.records} records' texts are unreadable (event {erasure.event_seq})"
+    if as_json:
+        print_json(erasure.to_json())
+        return
+    print_table(
+        None,
+        ["KIND", "RECORDS", "SEQS"],
+        [[kind, len(seqs), _seq_ranges(seqs)] for kind, seqs in sorted(erasure.records.items())],
     )
+    stderr().print(
+        f"erased subject {erasure.subject_id}: {erasure.count} records unreadable "
+        f"(event {erasure.event_seq})"
+    )
+    if erasure.in_clear:
+        stderr().print(
+            f"warning: {len(erasure.in_clear)} records still name the subject in clear "
+            f"(written before identifiers were sealed, or in free text): "
+            f"{_seq_ranges(erasure.in_clear)}"
+        )
+
+
+def _seq_ranges(seqs: list[int]) -> str:
+    """``1-3,7,9-10`` for [1, 2, 3, 7, 9, 10]."""
+    runs: list[list[int]] = []
+    for seq in sorted(seqs):
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+@app.command("match")
+def match_command(
+    ctx: typer.Context,
+    seq: int = typer.Argument(..., help="Sequence number of a hash-mode record."),
+    text: str = typer.Option(..., "--text", help="The candidate prompt or answer."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check a candidate text against a hash-mode record (needs the home's text.secret).
+    Exit 0 when it is the record's prompt or answer, 1 when it is neither."""
+    runtime: Runtime = ctx.obj
+    match = match_record(runtime.db, runtime.settings, seq, text)
+    if as_json:
+        print_json(match.to_json())
+    else:
+        print_fields(list(match.to_json().items()))
+    if not match.matched:
+        raise typer.Exit(1)
 
 
 @app.command("checkpoint")
 def checkpoint_command(ctx: typer.Context) -> None:
-    """Sign the current head now (the gateway also does so every N records and on shutdown)."""
+    """Have the witness sign the current head now (the gateway also does so every N records,
+    every N seconds and on shutdown)."""
     runtime: Runtime = ctx.obj
     log = AuditLog(runtime.db, runtime.settings)
     try:

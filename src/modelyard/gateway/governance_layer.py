@@ -5,25 +5,34 @@ restore, the reservation the real token count settles, the redacted texts the au
 stores). Each part lives in its own module under :mod:`modelyard.governance` and
 :mod:`modelyard.audit`; this file only orders them.
 
-The audit record is committed before the caller gets the end of the answer: ``Finish``
-events are held back until :meth:`AuditLog.append` returns, and if it cannot write, the
-call fails with 503 instead (fail closed). Refusals (403, 429, 400 for blocked PII) are
-recorded too, without text.
+A request that reaches the model has two records. ``request.accepted`` (who, which model,
+the prompt per text mode) is committed before the engine is called, so before the first
+byte of any answer: if it cannot be written the call fails with 503 before any content,
+streaming or not (fail closed). The ``request`` record (status, tokens, latency, the
+answer; ``details.accepted_seq`` links the two) is committed at the end, whatever the
+outcome — 4xx or 5xx from the engine, a fault, the client going away (499) — and ``Finish``
+events are held back until it is, so a non-streaming answer is never released without it.
+A request that never ends (the gateway killed mid-answer) leaves its accepted record
+without a completion, which :func:`modelyard.audit.query.open_requests` lists.
+Refusals (403, 429, 400 for blocked PII) and faults before the model are one ``request``
+record each, without text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from modelyard.audit.log import AuditEntry, AuditLog
+from modelyard.audit.query import ACCEPTED
 from modelyard.config import Settings
 from modelyard.engines.base import Prompt, PromptPart, TextDelta, prompt_text
 from modelyard.engines.workers import model_context
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, Unavailable
 from modelyard.gateway.pipeline import (
     ChoiceEvent,
     EmbeddingCall,
@@ -41,6 +50,8 @@ from modelyard.governance.teams import KeyPolicies
 from modelyard.store.database import Database
 
 CLIENT_CLOSED = 499
+
+log = logging.getLogger(__name__)
 
 
 def estimate_tokens(text: str) -> int:
@@ -146,10 +157,38 @@ class Governance:
     async def _record(self, entry: AuditEntry) -> None:
         await asyncio.to_thread(self.audit.append, entry)
 
-    async def _refused(self, entry: AuditEntry, exc: ModelyardError) -> None:
-        entry.status = exc.http_status
-        entry.details["error"] = exc.code or type(exc).__name__
+    async def _refused(self, entry: AuditEntry, exc: BaseException) -> None:
+        """Record a request refused (or failed) before the model: one ``request`` record."""
+        if isinstance(exc, ModelyardError):
+            entry.status = exc.http_status
+            entry.details["error"] = exc.code or type(exc).__name__
+        else:
+            entry.status, entry.details["error"] = 500, type(exc).__name__
         await self._record(entry)  # an Unavailable here replaces the refusal: fail closed
+
+    async def _accept(self, entry: AuditEntry, prompt: str, reservation: Reservation) -> None:
+        """Commit the ``request.accepted`` record before the model runs; link it from
+        ``entry`` (the completion). Fails closed: no record, no call, the reservation back."""
+        accepted = replace(entry, kind=ACCEPTED, prompt=prompt, details=dict(entry.details))
+        try:
+            appended = await asyncio.to_thread(self.audit.append, accepted)
+        except BaseException:
+            await asyncio.to_thread(self.limiter.settle, reservation, 0)
+            raise
+        entry.details["accepted_seq"] = appended.seq
+
+    def _complete_now(self, entry: AuditEntry) -> None:
+        """Write the completion record from a closing generator (it cannot await). If the
+        log cannot be written, the exception in flight stays the answer; the accepted
+        record without completion is what the log shows (``open_requests``)."""
+        try:
+            self.audit.append(entry)
+        except Unavailable as exc:
+            log.error(
+                "request %s: completion record not written: %s",
+                entry.details.get("request_id"),
+                exc.message,
+            )
 
     # -- chat and completions -------------------------------------------------------------
 
@@ -180,13 +219,13 @@ class Governance:
                 return model_prompts, logged_prompts, self._reserve(access, estimate)
 
             model_prompts, logged_prompts, reservation = await asyncio.to_thread(screen_and_reserve)
-        except ModelyardError as exc:
+        except Exception as exc:  # recorded, then raised
             if isinstance(exc, PiiBlocked):
                 entry.details["pii_types"] = list(exc.types)
             await self._refused(entry, exc)
             raise
         entry.text_mode = guard.text_mode
-        entry.prompt = "\n\n".join(prompt_text(p) for p in logged_prompts)
+        await self._accept(entry, "\n\n".join(prompt_text(p) for p in logged_prompts), reservation)
         async for item in self._generate(
             replace(call, prompts=tuple(model_prompts)), inner, guard, entry, reservation, started
         ):
@@ -233,6 +272,9 @@ class Governance:
         except (GeneratorExit, asyncio.CancelledError):
             entry.status = CLIENT_CLOSED
             raise
+        except Exception as exc:
+            entry.details["error"] = type(exc).__name__
+            raise
         finally:
             used = entry.prompt_tokens + entry.completion_tokens
             entry.latency_ms = int((time.monotonic() - started) * 1000)
@@ -242,7 +284,7 @@ class Governance:
             if entry.status != 200:
                 # Not awaited in a thread: a closing generator may not be resumed later.
                 self.limiter.settle(reservation, used)
-                self.audit.append(entry)
+                self._complete_now(entry)
 
         def settle_and_record() -> None:
             self.limiter.settle(reservation, used)
@@ -277,19 +319,22 @@ class Governance:
                 return model, logged, self._reserve(access, estimate)
 
             model_inputs, logged_inputs, reservation = await asyncio.to_thread(screen_and_reserve)
-        except ModelyardError as exc:
+        except Exception as exc:  # recorded, then raised
             await self._refused(entry, exc)
             raise
         entry.text_mode = guard.text_mode
-        entry.prompt = "\n\n".join(logged_inputs)
+        await self._accept(entry, "\n\n".join(logged_inputs), reservation)
         try:
             result = await inner(replace(call, inputs=tuple(model_inputs)))
-        except ModelyardError as exc:
+        except Exception as exc:  # recorded, then raised
             self.limiter.settle(reservation, 0)
+            entry.latency_ms = int((time.monotonic() - started) * 1000)
             await self._refused(entry, exc)
             raise
-        except BaseException:
+        except BaseException:  # cancelled: the client went away
             self.limiter.settle(reservation, 0)
+            entry.status, entry.latency_ms = CLIENT_CLOSED, int((time.monotonic() - started) * 1000)
+            self._complete_now(entry)
             raise
         self.limiter.settle(reservation, result.prompt_tokens)
         entry.status, entry.prompt_tokens = 200, result.prompt_tokens

@@ -31,6 +31,11 @@ async def _guarded(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         error = {"message": exc.message, "type": exc.error_type, "param": exc.param}
         yield frame({"error": {**error, "code": exc.code}})
         yield DONE
+    except Exception:  # a fault: logged in full, the client told (the audit layer recorded it)
+        log.exception("stream failed")
+        error = {"message": "internal error", "type": "server_error", "param": None}
+        yield frame({"error": {**error, "code": "internal_error"}})
+        yield DONE
 
 
 def sse_response(frames: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from modelyard.audit.checkpoints import Checkpointer
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
@@ -59,6 +60,8 @@ class Gateway:
     embedding_layers: list[EmbeddingLayer] = field(default_factory=list)
     governance: Governance | None = None
     """Scopes, limits, PII and the audit log (``gateway/governance_layer.py``)."""
+    checkpointer: Checkpointer | None = None
+    """Signs the audit head at least every ``audit_checkpoint_interval_s`` (while serving)."""
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -114,6 +117,12 @@ class Gateway:
 
     async def start(self) -> None:
         self.scheduler.start()
+        if self.governance is not None:
+            self.checkpointer = Checkpointer(
+                self.governance.audit,
+                interval_s=self.settings.audit_checkpoint_interval_s,
+                every=self.settings.audit_checkpoint_every,
+            ).start()
         try:
             targets = production_versions(self.registry)
         except ModelyardError as exc:
@@ -129,6 +138,8 @@ class Gateway:
             await self.workers.close()
         finally:
             self.scheduler.stop()
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
             try:
                 if self.governance is not None:
                     self.governance.close()  # signs a checkpoint of the audit log's head
