@@ -66,6 +66,7 @@ def serve_command(
     import uvicorn
 
     from modelyard.gateway.app import create_app
+    from modelyard.gateway.log_redaction import logging_config
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -86,5 +87,7 @@ def serve_command(
         http="httptools",
         loop="asyncio",
         log_level="info",
+        # every handler redacts credentials (query strings, bearer tokens, keys)
+        log_config=logging_config(),
         timeout_graceful_shutdown=5,
     )

@@ -12,6 +12,12 @@ the prompt. The two must agree once the markers are gone, allowing only for a te
 trims the message text (Gemma's does), and every marked span must be its message's text.
 Anything else (a template that rewrites message text) is an :class:`EngineFault`: message
 text is never let through as template text, where control-token strings would be parsed.
+
+The sandbox also bounds what a render may produce: output is drawn chunk by chunk and counted,
+and string/list repetition, concatenation and powers are checked before they allocate. Time
+and memory are bounded from outside: the gateway, evaluation and tune render templates in
+child processes under a wall-clock timeout and a memory cap
+(:mod:`modelyard.engines.template_sandbox`), never on the caller's thread.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -35,25 +41,66 @@ Segment = tuple[str, int | None]
 """A piece of the marked rendering: template text (None) or message ``i``'s text."""
 
 
+DEFAULT_MAX_OUTPUT_CHARS = 4 * 1024 * 1024
+"""The most characters one rendering may produce unless the caller says otherwise."""
+
+
 class _TemplateRaised(Exception):
     """A template called ``raise_exception`` (its way of rejecting the conversation)."""
+
+
+class _OverBudget(Exception):
+    """A render produced, or was about to build, more text than its budget allows."""
 
 
 def _raise_exception(message: str) -> None:
     raise _TemplateRaised(message)
 
 
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with repetition, concatenation and powers bounded by size."""
+
+    intercepted_binops = frozenset({"*", "+", "**"})
+
+    def __init__(self, *, max_chars: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_chars = max_chars
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    self._check(len(seq) * max(times, 0), "repeats a value")
+        elif operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                self._check(len(left) + len(right), "builds a value")
+        elif (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and abs(left) > 1
+            and abs(left).bit_length() * right > 64 * 1024
+        ):
+            raise _OverBudget("computes a number too large to print")
+        return super().call_binop(context, operator, left, right)
+
+    def _check(self, size: int, what: str) -> None:
+        if size > self.max_chars:
+            raise _OverBudget(f"{what} of {size} items (limit {self.max_chars})")
+
+
 def merge_parts(parts: Iterable[PromptPart]) -> tuple[PromptPart, ...]:
-    """Drop empty parts and join neighbours of the same kind."""
-    merged: list[PromptPart] = []
+    """Drop empty parts and join neighbours of the same kind (linear: texts are joined once)."""
+    runs: list[tuple[bool, list[str]]] = []
     for part in parts:
         if not part.text:
             continue
-        if merged and merged[-1].special == part.special:
-            merged[-1] = PromptPart(merged[-1].text + part.text, part.special)
+        if runs and runs[-1][0] == part.special:
+            runs[-1][1].append(part.text)
         else:
-            merged.append(part)
-    return tuple(merged)
+            runs.append((part.special, [part.text]))
+    return tuple(PromptPart("".join(texts), special) for special, texts in runs)
 
 
 def render_template_parts(
@@ -61,12 +108,18 @@ def render_template_parts(
     messages: Sequence[Mapping[str, Any]],
     tools: Sequence[Mapping[str, Any]] | None,
     model: str,
+    *,
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    now: datetime | None = None,
 ) -> tuple[PromptPart, ...]:
     """Render ``template`` over ``messages`` (whose ``content`` is already text) as parts:
-    the template's own text ``special=True``, message text ``special=False``."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    the template's own text ``special=True``, message text ``special=False``.
+
+    Runs in the caller's thread with only the size bounds; callers that face untrusted
+    templates go through :class:`modelyard.engines.template_sandbox.TemplateRenderer`."""
+    env = BoundedSandbox(max_chars=max_output_chars, trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise_exception
-    now = datetime.now(UTC)  # one clock for both renders
+    now = now or datetime.now(UTC)  # one clock for both renders
     env.globals["strftime_now"] = now.strftime
     try:
         compiled = env.from_string(template)
@@ -81,11 +134,14 @@ def render_template_parts(
         for i, (m, c) in enumerate(zip(messages, contents, strict=True))
     ]
 
-    def render(with_messages: list[dict[str, Any]]) -> str:
-        return _render(compiled.render, with_messages, tools, model)
+    # the marked rendering carries two markers per message on top of the plain one
+    marked_budget = 2 * max_output_chars + len(marked) * (2 * len(nonce) + 32)
 
-    plain = render([dict(m) for m in messages])
-    segments = _segments(render(marked), nonce, contents, model)
+    def render(with_messages: list[dict[str, Any]], budget: int) -> str:
+        return _render(compiled, with_messages, tools, model, budget)
+
+    plain = render([dict(m) for m in messages], max_output_chars)
+    segments = _segments(render(marked, marked_budget), nonce, contents, model)
     parts = _align(segments, contents, plain)
     if parts is None:
         raise EngineFault(
@@ -97,21 +153,35 @@ def render_template_parts(
 
 
 def _render(
-    render: Any,
+    compiled: Template,
     messages: list[dict[str, Any]],
     tools: Sequence[Mapping[str, Any]] | None,
     model: str,
+    max_chars: int,
 ) -> str:
+    """One rendering, drawn chunk by chunk so that its size is counted as it grows."""
     try:
-        return str(
-            render(
-                messages=messages,
-                tools=list(tools) if tools else None,
-                add_generation_prompt=True,
-                bos_token="",
-                eos_token="",
-            )
-        )
+        chunks: list[str] = []
+        size = 0
+        for chunk in compiled.generate(
+            messages=messages,
+            tools=list(tools) if tools else None,
+            add_generation_prompt=True,
+            bos_token="",
+            eos_token="",
+        ):
+            size += len(chunk)
+            if size > max_chars:
+                raise _OverBudget(f"printed more than {max_chars} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except _OverBudget as exc:
+        raise InvalidInput(
+            f"the chat template of {model} went over its rendering budget for these messages "
+            f"({exc}); the request was refused",
+            param="messages",
+            code="template_budget_exceeded",
+        ) from exc
     except SecurityError as exc:
         raise EngineFault(
             f"the chat template of {model} tried an operation the sandbox forbids ({exc}); "

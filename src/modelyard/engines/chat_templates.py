@@ -3,7 +3,8 @@
 The GGUF's own ``tokenizer.chat_template`` is the source of truth: the gateway, evaluation,
 pilots, tune's data preparation and ``tune score`` all render chats here, so each sees the
 prompt the gateway sends. The template runs in jinja2's sandbox (see
-:mod:`modelyard.engines.chat_jinja`). Models without a template get their architecture's turn
+:mod:`modelyard.engines.chat_jinja`), in a child process under a time and memory budget
+(:mod:`modelyard.engines.template_sandbox`). Models without a template get their architecture's turn
 format (Gemma's ``<start_of_turn>`` turns, ChatML), or a plain ``Role: text`` transcript.
 
 A prompt is a tuple of :class:`~modelyard.engines.base.PromptPart`: the format's own text is
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.engines.base import PromptPart, prompt_text
-from modelyard.engines.chat_jinja import merge_parts, render_template_parts
+from modelyard.engines.chat_jinja import merge_parts
+from modelyard.engines.template_sandbox import TemplateRenderer, shared_renderer
 from modelyard.errors import InvalidInput
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -72,7 +74,10 @@ def render_chat(
     *,
     tools: Sequence[Mapping[str, Any]] | None = None,
     model: str = "the model",
+    renderer: TemplateRenderer | None = None,
 ) -> ChatPrompt:
+    """The chat as a prompt. A model's own template is rendered by ``renderer`` (default: the
+    process's shared one) in a child process; blocking, so async callers use a thread."""
     if not messages:
         raise InvalidInput("messages must contain at least one message", param="messages")
     for index, message in enumerate(messages):
@@ -84,7 +89,7 @@ def render_chat(
             )
     template = metadata.get("chat_template")
     if isinstance(template, str) and template.strip():
-        return _render_template(template, messages, tools, model)
+        return _render_template(template, messages, tools, model, renderer or shared_renderer())
     if tools:
         raise InvalidInput(
             f"{model} has no chat template that supports tool calling; send the request "
@@ -105,6 +110,7 @@ def _render_template(
     messages: Sequence[Mapping[str, Any]],
     tools: Sequence[Mapping[str, Any]] | None,
     model: str,
+    renderer: TemplateRenderer,
 ) -> ChatPrompt:
     if tools and "tools" not in template:
         raise InvalidInput(
@@ -113,7 +119,7 @@ def _render_template(
             code="tools_not_supported",
         )
     plain = [{**m, "content": message_text(m)} for m in messages]
-    return ChatPrompt(render_template_parts(template, plain, tools, model), ())
+    return ChatPrompt(renderer.render(template, plain, tools, model), ())
 
 
 def _split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:

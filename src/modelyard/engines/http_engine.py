@@ -8,7 +8,10 @@ today; a remote llama-server is the same client over TCP.
 
 Chat prompts arrive as :class:`~modelyard.engines.base.PromptPart` s. Template text is sent as
 text (the engine parses its control tokens); user text is first turned into token ids with
-``parse_special: false``, so ``<start_of_turn>`` typed by a user stays ordinary text.
+``parse_special: false``, so ``<start_of_turn>`` typed by a user stays ordinary text. All of a
+prompt's user parts are tokenized in one ``/tokenize`` request (a mixed content list, each
+string tokenized on its own, separated by a ``-1`` that no token has), so a chat of many
+messages costs one round trip, not one per message.
 
 Cancellation is closing the stream: the engine stops that generation and frees its slot.
 Token counts come from the engine (``tokens_evaluated`` / ``tokens_predicted``).
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +41,8 @@ from modelyard.engines.base import (
 from modelyard.errors import EngineFault, InvalidInput, Unavailable
 
 _CONTEXT_ERRORS = ("exceed_context_size_error", "exceeds the available context size")
+_SEPARATOR = -1
+"""Put between the strings of a ``/tokenize`` content list; no token has a negative id."""
 
 
 class EngineStopped(Unavailable):
@@ -80,6 +85,21 @@ def _request_error(
         param = "response_format" if ("schema" in lowered or "grammar" in lowered) else None
         return InvalidInput(f"{model} refused the request: {message}", param=param)
     return EngineFault(f"{model}'s engine failed (HTTP {status}): {message}")
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as UTF-8 JSON; text that is not valid Unicode is the caller's error."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            "the request holds text that is not valid Unicode (a lone UTF-16 surrogate such "
+            f"as \\u{ord(exc.object[exc.start]):04x}); send characters as surrogate pairs",
+            code="invalid_unicode",
+        ) from exc
 
 
 def sampling_body(params: SamplingParams) -> dict[str, Any]:
@@ -156,12 +176,38 @@ class HTTPEngine:
         )
         return [int(t) for t in response.get("tokens", [])]
 
+    async def tokenize_many(self, texts: Sequence[str], *, special: bool) -> list[list[int]]:
+        """Token ids of each text (no BOS), in one request; see the module docstring."""
+        if not texts:
+            return []
+        content: list[str | int] = []
+        for index, text in enumerate(texts):
+            if index:
+                content.append(_SEPARATOR)
+            content.append(text)
+        response = await self._post(
+            "/tokenize", {"content": content, "add_special": False, "parse_special": special}
+        )
+        pieces: list[list[int]] = [[]]
+        for token in response.get("tokens", []):
+            if int(token) == _SEPARATOR:
+                pieces.append([])
+            else:
+                pieces[-1].append(int(token))
+        if len(pieces) != len(texts):
+            raise EngineFault(
+                f"the engine for {self.model} tokenized {len(texts)} texts into "
+                f"{len(pieces)} pieces; it does not take mixed /tokenize content"
+            )
+        return pieces
+
     async def count_tokens(self, prompt: Prompt) -> int:
         return len(await self._prompt_tokens(prompt, with_bos=True))
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        content = _encode(body)
         try:
-            response = await self._client.post(path, json=body)
+            response = await self._client.post(path, content=content, headers=_JSON)
         except httpx.HTTPError as exc:
             raise EngineStopped(f"the engine for {self.model} is not answering ({exc})") from exc
         if response.status_code != 200:
@@ -172,10 +218,12 @@ class HTTPEngine:
     async def _prompt_tokens(self, prompt: Prompt, *, with_bos: bool) -> list[int]:
         if isinstance(prompt, str):
             prompt = (PromptPart(prompt, True),)
-        pieces = await asyncio.gather(
-            *(self.tokenize(part.text, special=part.special) for part in prompt)
+        special, user = await asyncio.gather(
+            self.tokenize_many([p.text for p in prompt if p.special], special=True),
+            self.tokenize_many([p.text for p in prompt if not p.special], special=False),
         )
-        tokens = [t for piece in pieces for t in piece]
+        specials, users = iter(special), iter(user)
+        tokens = [t for part in prompt for t in next(specials if part.special else users)]
         if with_bos:
             bos = await self._post("/tokenize", {"content": "", "add_special": True})
             tokens = [int(t) for t in bos.get("tokens", [])] + tokens
@@ -187,9 +235,9 @@ class HTTPEngine:
             return prompt
         if all(part.special for part in prompt):
             return "".join(part.text for part in prompt)
-        user = [part for part in prompt if not part.special]
-        ids = await asyncio.gather(*(self.tokenize(part.text, special=False) for part in user))
-        by_part = dict(zip((id(part) for part in user), ids, strict=True))
+        ids = iter(
+            await self.tokenize_many([p.text for p in prompt if not p.special], special=False)
+        )
         mixed: list[str | int] = []
         if not prompt[0].special:
             mixed.append("")  # a leading string makes the engine add the model's BOS token
@@ -197,7 +245,7 @@ class HTTPEngine:
             if part.special:
                 mixed.append(part.text)
             else:
-                mixed.extend(by_part[id(part)])
+                mixed.extend(next(ids))
         return mixed
 
     async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Event]:
@@ -206,8 +254,11 @@ class HTTPEngine:
         body["prompt"] = await self.engine_prompt(prompt)
         body["stream"] = True
         top_n = params.logprobs or 0
+        content = _encode(body)
         try:
-            async with self._client.stream("POST", "/completion", json=body) as response:
+            async with self._client.stream(
+                "POST", "/completion", content=content, headers=_JSON
+            ) as response:
                 if response.status_code != 200:
                     param = "prompt" if isinstance(prompt, str) else "messages"
                     raise _request_error(

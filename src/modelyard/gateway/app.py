@@ -1,4 +1,9 @@
-"""The app factory: routers, error translation, size limits, request metrics, lifespan."""
+"""The app factory: routers, error translation, size limits, request metrics, lifespan.
+
+Middleware order, outermost first: request metrics (every answer is counted), authentication
+(from the headers, before any body is read), size limits (headers, then the body as it
+streams in), then the routes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard import __version__
 from modelyard.config import Settings
+from modelyard.engines.template_sandbox import TemplateRenderer
+from modelyard.gateway.auth import AuthenticateFirst
 from modelyard.gateway.errors import install_error_handlers
 from modelyard.gateway.limits import SizeLimits
 from modelyard.gateway.metrics import GatewayMetrics
@@ -61,6 +68,12 @@ class RequestMetrics:
 def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI:
     """A gateway app; it opens (or adopts) its :class:`Gateway` when the server starts."""
     state = gateway or Gateway.open(settings)
+    renderer = TemplateRenderer(
+        processes=settings.template_renderers,
+        timeout_s=settings.template_render_timeout_s,
+        memory_mb=settings.template_render_memory_mb,
+        max_output_chars=settings.template_max_output_chars,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +81,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         try:
             yield
         finally:
+            renderer.close()
             await state.close()
 
     app = FastAPI(
@@ -79,6 +93,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         openapi_url=None,
     )
     app.state.gateway = state
+    app.state.template_renderer = renderer
     install_error_handlers(app)
     for module in (
         models,
@@ -91,10 +106,12 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         workers_admin,
     ):
         app.include_router(module.router)
-    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    # added innermost first
     app.add_middleware(
         SizeLimits,
         max_body_bytes=settings.gateway_max_body_bytes,
         max_header_bytes=settings.gateway_max_header_bytes,
     )
+    app.add_middleware(AuthenticateFirst, gateway=state)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
     return app

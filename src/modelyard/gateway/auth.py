@@ -1,18 +1,31 @@
-"""Deny by default: every route but ``/healthz`` needs ``Authorization: Bearer <key>``."""
+"""Deny by default: every route but ``/healthz`` needs ``Authorization: Bearer <key>``.
+
+The key is checked by :class:`AuthenticateFirst`, an ASGI middleware that runs before anything
+reads the request body: a request without a valid key is answered 401 from its headers alone,
+and its connection is closed, so an unauthenticated client cannot make the gateway receive,
+buffer or parse a body. The principal it finds is handed to the route's dependencies
+(:func:`require_key`, :func:`require_admin`), which do not look the key up again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
 
+PUBLIC_PATHS = frozenset({"/healthz"})
+"""The only routes answered without a key."""
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
+
+def token_from_header(header: str | None) -> str:
+    """The key in an ``Authorization`` header value; Unauthorized when there is none."""
     if not header:
         raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
@@ -25,8 +38,63 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+def bearer_token(request: Request) -> str:
+    return token_from_header(request.headers.get("authorization"))
+
+
+async def _send_unauthorized(send: Send, exc: Unauthorized) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "message": exc.message,
+                "type": exc.error_type,
+                "param": exc.param,
+                "code": exc.code,
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.http_status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+                # the body, if any, is never read: the connection cannot be reused
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthenticateFirst:
+    """Checks the request's key from its headers before the body is read (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = token_from_header(Headers(scope=scope).get("authorization"))
+            principal = await asyncio.to_thread(self.gateway.keys.authenticate, token)
+        except Unauthorized as exc:
+            await _send_unauthorized(send, exc)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
 async def require_key(request: Request) -> Principal:
     """FastAPI dependency: the principal behind the request's key (401 otherwise)."""
+    checked = getattr(request.state, "principal", None)
+    if isinstance(checked, Principal):  # authenticated by AuthenticateFirst
+        return checked
     token = bearer_token(request)
     gateway: Gateway = request.app.state.gateway
     principal = await asyncio.to_thread(gateway.keys.authenticate, token)

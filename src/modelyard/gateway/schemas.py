@@ -6,6 +6,7 @@ Unknown fields are ignored, as OpenAI's API does; fields we cannot honour are re
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,6 +28,27 @@ class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+
+    def text_bytes(self) -> int:
+        """UTF-8 bytes this message can put into a prompt: its text, name and other fields."""
+        size = _utf8_len(self.name) if self.name else 0
+        if isinstance(self.content, str):
+            size += _utf8_len(self.content)
+        elif self.content:
+            size += _json_bytes(self.content)
+        if self.model_extra:
+            size += _json_bytes(self.model_extra)
+        return size
+
+
+def _utf8_len(text: str) -> int:
+    """UTF-8 length; a lone surrogate (valid JSON, not encodable) counts and is not an error
+    here: the request goes on to the layers that audit it and answer its error."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _json_bytes(value: Any) -> int:
+    return _utf8_len(json.dumps(value, ensure_ascii=False, default=str))
 
 
 class _Sampling(_Body):
@@ -87,6 +109,27 @@ class ChatRequest(_Sampling):
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    def check_prompt_size(self, *, max_messages: int, max_bytes: int) -> None:
+        """400 for more messages, or more message and tool text, than the gateway takes;
+        checked before any rendering or tokenization (linear in the body)."""
+        if len(self.messages) > max_messages:
+            raise InvalidInput(
+                f"too many messages: {len(self.messages)} (this gateway takes at most "
+                f"{max_messages} per request)",
+                param="messages",
+                code="too_many_messages",
+            )
+        size = sum(m.text_bytes() for m in self.messages)
+        if self.tools:
+            size += _json_bytes(self.tools)
+        if size > max_bytes:
+            raise InvalidInput(
+                f"the messages are too large: {size} bytes of text (this gateway takes at most "
+                f"{max_bytes} bytes per request)",
+                param="messages",
+                code="prompt_too_large",
+            )
+
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] = ""
@@ -102,6 +145,17 @@ class CompletionRequest(_Sampling):
         if not self.prompt:
             raise InvalidInput("prompt must not be an empty list", param="prompt")
         return tuple(self.prompt)
+
+    def check_prompt_size(self, *, max_bytes: int) -> None:
+        """400 for prompts with more text than the gateway takes (before tokenization)."""
+        size = sum(_utf8_len(p) for p in self.prompts())
+        if size > max_bytes:
+            raise InvalidInput(
+                f"the prompt is too large: {size} bytes (this gateway takes at most "
+                f"{max_bytes} bytes per request)",
+                param="prompt",
+                code="prompt_too_large",
+            )
 
 
 class EmbeddingRequest(_Body):

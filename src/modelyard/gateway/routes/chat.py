@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,6 +47,10 @@ async def chat_completions(
     body: ChatRequest, request: Request, principal: Principal = Depends(require_key)
 ) -> Response:
     gateway = gateway_of(request)
+    body.check_prompt_size(
+        max_messages=gateway.settings.gateway_max_messages,
+        max_bytes=gateway.settings.gateway_max_prompt_bytes,
+    )
     check_n(gateway, body.n)
     if body.top_logprobs is not None and not body.logprobs:
         raise InvalidInput("top_logprobs needs logprobs: true", param="top_logprobs")
@@ -53,7 +58,15 @@ async def chat_completions(
     version = served.version
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     tools = None if body.tool_choice == "none" else body.tools
-    chat = render_chat(version.metadata, messages, tools=tools, model=version.ref)
+    # a model's own template renders in a child process; this thread only waits for it
+    chat = await asyncio.to_thread(
+        render_chat,
+        version.metadata,
+        messages,
+        tools=tools,
+        model=version.ref,
+        renderer=request.app.state.template_renderer,
+    )
     params = sampling(
         body,
         stops=chat.stop,

@@ -34,6 +34,7 @@ async def completions(
     body: CompletionRequest, request: Request, principal: Principal = Depends(require_key)
 ) -> Response:
     gateway = gateway_of(request)
+    body.check_prompt_size(max_bytes=gateway.settings.gateway_max_prompt_bytes)
     prompts = body.prompts()
     check_n(gateway, body.n, len(prompts))
     if body.suffix:
