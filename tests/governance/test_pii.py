@@ -110,3 +110,66 @@ def test_redact_logs_streams_through_but_logs_redacted(analyzer: Analyzer, size:
 def test_off_passes_everything(analyzer: Analyzer) -> None:
     caller, log = _stream(PiiGuard("off", analyzer), "bob@example.com", 3)
     assert caller == log == "bob@example.com"
+
+
+# The forms from the issue: each found on its own, without a keyword where it has a checksum.
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("send it to de89370400440532013000 please", "IBAN", "de89370400440532013000"),
+        ("iban: gb82 west 1234 5698 7654 32.", "IBAN", "gb82 west 1234 5698 7654 32"),
+        ("Account DE89370400440532013000, thanks", "IBAN", "DE89370400440532013000"),
+        ("The form lists 123 45 6789 for her.", "US_SSN", "123 45 6789"),
+        ("Payroll has AB 12 34 56 C for him.", "NATIONAL_ID", "AB 12 34 56 C"),
+        ("Use AB123456C on the form.", "NATIONAL_ID", "AB123456C"),
+        ("Bitte tragen Sie 36574261809 ein.", "NATIONAL_ID", "36574261809"),
+        ("Für die Abrechnung: 36 574 261 809.", "NATIONAL_ID", "36 574 261 809"),
+        ("Le dossier 185077511600191 est ouvert.", "NATIONAL_ID", "185077511600191"),
+        ("Het nummer 1112.22.333 hoort erbij.", "NATIONAL_ID", "1112.22.333"),
+        ("Mijn BSN is 111222333.", "NATIONAL_ID", "111222333"),
+        ("Adjunto el documento 12345678Z.", "NATIONAL_ID", "12345678Z"),
+        ("Intestato a RSSMRA85T10A562S, pagato.", "NATIONAL_ID", "RSSMRA85T10A562S"),
+        ("Le numéro 85073003328 figure sur la carte.", "NATIONAL_ID", "85073003328"),
+        ("Proszę wpisać 44051401359 w formularzu.", "NATIONAL_ID", "44051401359"),
+        ("Patienten 19811218-9876 kallas.", "NATIONAL_ID", "19811218-9876"),
+        ("Dear Siobhan Quillfeather,\nthanks.", "PERSON", "Siobhan Quillfeather"),
+        ("My name is Oluwaseun Brannigan and I need help.", "PERSON", "Oluwaseun Brannigan"),
+        ("Hi Keziah, the report is attached.", "PERSON", "Keziah"),
+        ("Best regards,\nThandiwe O'Rourke", "PERSON", "Thandiwe O'Rourke"),
+        ("Signed: Radomir Vasquez-Ortega", "PERSON", "Radomir Vasquez-Ortega"),
+        ("From: Aoife Fairweather <aoife@example.org>", "PERSON", "Aoife Fairweather"),
+        ("Je m'appelle Ingeborg Dupont-Lafarge.", "PERSON", "Ingeborg Dupont-Lafarge"),
+        ("Sehr geehrte Frau Zwetschgenbaum, danke.", "PERSON", "Zwetschgenbaum"),
+    ],
+)
+def test_issue_forms_are_found(analyzer: Analyzer, text: str, kind: str, value: str) -> None:
+    assert (kind, value) in {(e.type, e.text) for e in analyzer.find(text)}
+
+
+@pytest.mark.parametrize(
+    "clean",
+    [
+        "Your order number is 36574261809; keep it.",  # a valid Steuer-ID shape after "order"
+        "Invoice INV-2026-621600 is due on 29.11.2026.",
+        "ISBN 978-0-306-40615-7 and ISBN 9780306406157 are the same book.",
+        "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "Upgrade to version 12.4.1 before 2026-12-01; it costs $1,299.00.",
+        "The number 111222333 is a plain count.",  # a valid BSN, but no word says so
+        "Dear Customer,\nyour parcel is on its way.",
+        "Best regards,\nThe Support Team",
+        "Hi Team, the release is out.",
+        "Sehr geehrte Damen und Herren, anbei die Rechnung.",
+    ],
+)
+def test_issue_look_alikes_stay_alone(analyzer: Analyzer, clean: str) -> None:
+    assert analyzer.find(clean) == []
+
+
+def test_a_keyword_lifts_but_is_not_required(analyzer: Analyzer) -> None:
+    # Weak checksum (BSN passes 9 % of random numbers): needs its word or its layout.
+    assert analyzer.find("Het nummer 111222333 hoort erbij.") == []
+    assert [e.text for e in analyzer.find("BSN: 111222333")] == ["111222333"]
+    # Strong checksum: found either way, and not after a word saying it is an order number.
+    assert [e.text for e in analyzer.find("Steuer-ID 36574261809")] == ["36574261809"]
+    assert [e.text for e in analyzer.find("Nummer 36574261809")] == ["36574261809"]
+    assert analyzer.find("Order #36574261809") == []

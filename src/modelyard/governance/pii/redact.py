@@ -51,6 +51,12 @@ class Redactor:
                 self._restorable[placeholder] = entity.text
         return placeholder
 
+    def mark(self, kind: str) -> str:
+        """A fresh placeholder for text of kind ``kind`` that is withheld, not restorable
+        (the streaming redactor's ``<REDACTED_n>``)."""
+        self._numbers[kind] += 1
+        return f"<{kind}_{self._numbers[kind]}>"
+
     def restore(self, text: str) -> str:
         return PLACEHOLDER.sub(lambda m: self._restorable.get(m.group(), m.group()), text)
 
