@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     probe_timeout_s: float = 60.0
     probe_memory_mb: int = 2048
 
+    # Cost model: the electricity price a hardware profile gets when none is given.
+    electricity_per_kwh: float = Field(default=0.25, ge=0)
+    """Electricity price per kWh, in the profile's currency, for ``hardware add|detect``."""
+
     # Engine defaults.
     n_ctx: int = 4096
     n_threads: int | None = None

@@ -11,7 +11,7 @@ from modelyard.errors import InvalidInput, NotFound
 from modelyard.hardware.bandwidth import measure_bandwidth
 from modelyard.hardware.calibrate import calibration_from, measure_speed
 from modelyard.hardware.detect import cpu_model, detect, nvidia_gpus, ram_bytes
-from modelyard.hardware.gpus import datasheet_for, parse_gpus
+from modelyard.hardware.gpus import accelerator_table, datasheet_for, known_gpus, parse_gpus
 from modelyard.hardware.profile import GB, HardwareProfile
 from modelyard.hardware.store import ProfileStore
 
@@ -43,10 +43,17 @@ def test_gpu_specs() -> None:
     gpus = parse_gpus("2xH100-80GB,l4-24gb")
     assert [g.name for g in gpus] == ["H100-80GB", "H100-80GB", "L4-24GB"]
     assert gpus[0].memory_bytes == 80 * GB and gpus[0].bandwidth_bytes_per_s == 3350 * GB
-    custom = parse_gpus("1xMYGPU-24GB")
-    assert custom[0].memory_bytes == 24 * GB and custom[0].bandwidth_bytes_per_s is None
+    assert gpus[0].tdp_watts == 700 and gpus[2].tdp_watts == 72
+    custom = parse_gpus("1xMYGPU-24GB", bandwidth_gbs=900)
+    assert custom[0].memory_bytes == 24 * GB and custom[0].bandwidth_bytes_per_s == 900 * GB
+    # an unknown GPU without its bandwidth would make every speed unknown: refused
+    with pytest.raises(InvalidInput, match=r"unknown GPU .*H100-80GB.*--gpu-bandwidth-gbs"):
+        parse_gpus("1xMYGPU-24GB")
     with pytest.raises(InvalidInput, match="unknown GPU"):
-        parse_gpus("2xMYSTERY")
+        parse_gpus("2xMYSTERY", bandwidth_gbs=900)
+    overridden = parse_gpus("1xH100-SXM-80GB", bandwidth_gbs=3000)
+    assert overridden[0].name == "H100-80GB" and overridden[0].bandwidth_bytes_per_s == 3000 * GB
+    assert parse_gpus("mi300x-192gb")[0].bandwidth_bytes_per_s == 5300 * GB
     with pytest.raises(InvalidInput, match="cannot read"):
         parse_gpus("two H100s")
     assert datasheet_for("NVIDIA H100 80GB HBM3", 85_520_809_984) == (3350 * GB, 989)
@@ -112,9 +119,25 @@ def test_gpus_through_nvml_bindings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert note == "2 GPU(s) via NVML" and calls == ["init", "shutdown"]
     assert [g.name for g in gpus] == ["NVIDIA H100 80GB HBM3"] * 2
     assert gpus[0].bandwidth_bytes_per_s == 3350 * GB and gpus[0].tflops == 989
+    assert gpus[0].tdp_watts == 700
 
     def broken() -> None:
         raise NVMLError("driver not loaded")
 
     fake.nvmlInit = broken  # type: ignore[attr-defined]
     assert nvidia_gpus() == ([], "NVML unavailable: driver not loaded")
+
+
+def test_the_accelerator_table_states_its_source_and_covers_the_usual_parts() -> None:
+    table = accelerator_table()
+    assert table.source == "vendor data sheet"
+    assert all(a.source == "vendor data sheet" for a in table.accelerators)
+    names = [a.name for a in table.accelerators]
+    assert len(names) == len(set(names))
+    for name in (
+        "H100-80GB", "H100-PCIE-80GB", "H200-141GB", "A100-40GB", "A100-80GB", "L40S-48GB",
+        "L4-24GB", "A10-24GB", "RTX4090-24GB", "RTX3090-24GB", "MI300X-192GB",
+    ):  # fmt: skip
+        entry = known_gpus()[name]
+        assert entry.bandwidth_gbs > 0 and entry.tdp_watts > 0 and entry.memory_gb > 0
+        assert name.endswith(f"-{entry.memory_gb:g}GB")

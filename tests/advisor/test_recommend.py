@@ -139,3 +139,21 @@ def test_a_single_quantization_can_be_asked_for() -> None:
     assert placement is not None and placement.quant == "Q4_K_M"
     with pytest.raises(InvalidInput, match="unknown quantization"):
         Requirement(quants=("Q9",))
+
+
+def test_a_model_of_unknown_speed_never_ranks_above_a_known_one() -> None:
+    """The README's profile: one H100 (data-sheet bandwidth), 256 GB RAM of unknown speed."""
+    profile = HardwareProfile(name="h100", ram_bytes=256 * GB, gpus=parse_gpus("1xH100-80GB"))
+    need = Requirement(task="summarisation", languages=("de",), context=32_000)
+    ranked = [c for c in recommend(load_knowledge_base(), need, profile) if not c.excluded]
+    known = [c.speed_known for c in ranked]
+    assert known[0] and False in known
+    assert known == sorted(known, reverse=True)
+    big = _by_id(ranked)["mixtral-8x22b"]  # the largest, so it would score first on size
+    assert big.placement is not None and big.placement.device == "cpu"
+    assert big.rank == len(ranked)
+    assert any("speed unknown: the profile has no main-memory bandwidth" in r for r in big.reasons)
+    # with the main memory's bandwidth its speed is known and size ranks it again
+    fast = profile.model_copy(update={"memory_bandwidth_bytes_per_s": 400 * GB})
+    again = _by_id(recommend(load_knowledge_base(), need, fast))["mixtral-8x22b"]
+    assert again.speed_known and again.rank is not None and again.rank < big.rank

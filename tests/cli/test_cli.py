@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,62 @@ def test_default_model_run_is_reproducible(cli: CLI) -> None:
     first = cli(*args).stdout
     second = cli(*args).stdout
     assert first.strip() and first == second
+
+
+def _modelyard(home: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    """The command with stdin not a terminal (an empty pipe) and a chosen width."""
+    env = {**os.environ, "MODELYARD_HOME": str(home), "COLUMNS": str(columns)}
+    env.pop("MODELYARD_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_audit_erase_without_a_terminal_says_why_and_how(cli: CLI) -> None:
+    result = _modelyard(cli.home, "audit", "erase", "erin")
+    assert result.returncode == 1
+    assert "Aborted" not in result.stderr
+    assert "no terminal to confirm" in result.stderr and "--yes" in result.stderr
+
+
+def test_quantize_help_shows_the_type_option(cli: CLI) -> None:
+    shown = cli("quantize", "--help").stdout
+    assert "--type" in shown and "Q8_0" in shown and "report" in shown
+    assert "NAME[@N]" in shown
+
+
+def test_importing_the_same_file_twice_needs_new_version(cli: CLI, tmp_path: Path) -> None:
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    cli("models", "import", str(source))
+    again = cli("models", "import", str(source), ok=False)
+    assert again.returncode == 1
+    assert "tiny@1 already has these bytes" in again.stderr and "--new-version" in again.stderr
+    assert [v["ref"] for v in json.loads(cli("models", "list", "--json").stdout)] == ["tiny@1"]
+    cli("models", "import", str(source), "--name", "other")  # another name is another model
+    second = json.loads(cli("models", "import", str(source), "--new-version", "--json").stdout)
+    assert second["ref"] == "tiny@2" and second["created"] is True
+
+
+def test_models_list_keeps_long_names_whole_in_80_columns(cli: CLI, tmp_path: Path) -> None:
+    name = "clinic-notes-summariser-for-the-night-shift"
+    cli("models", "import", str(write_tiny_gguf(tmp_path / "t.gguf")), "--name", name)
+    narrow = _modelyard(cli.home, "models", "list", columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    assert f"{name}@1" in narrow.stdout and "…" not in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert "left out to fit 80 columns" in narrow.stderr
+    wide = _modelyard(cli.home, "models", "list", columns=200)
+    assert "CREATED" in wide.stdout and "left out" not in wide.stderr
+
+
+def test_run_prints_no_llama_cpp_log_lines(cli: CLI) -> None:
+    cli("models", "import", "--default")
+    result = cli("run", "gemma3-270m", "Hi", "--max-tokens", "2")
+    for marker in ("llama_", "load_tensors", "print_info", "ggml_"):
+        assert marker not in result.stdout and marker not in result.stderr

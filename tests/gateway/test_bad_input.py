@@ -123,8 +123,8 @@ def test_oversized_headers_are_431(server: Server) -> None:
     _error(response, 431)
 
 
-def test_keys_are_required_everywhere_but_healthz(server: Server) -> None:
-    for path in ("/v1/models", "/readyz", "/metrics"):
+def test_keys_are_required_everywhere_but_healthz_and_readyz(server: Server) -> None:
+    for path in ("/v1/models", "/metrics"):
         assert _error(httpx.get(server.url + path), 401)["type"] == "authentication_error"
     bad = httpx.get(server.url + "/v1/models", headers={"Authorization": "Bearer my-abc-def"})
     _error(bad, 401)
@@ -152,9 +152,22 @@ def test_metrics_need_an_admin_key(server: Server) -> None:
 
 
 def test_readyz_checks_database_and_default_model(server: Server) -> None:
-    response = httpx.get(server.url + "/readyz", headers=server.headers())
+    response = httpx.get(server.url + "/readyz", headers=server.headers(server.admin_key))
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "default_model": "ok"}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "default_model": "ok"},
+    }
+
+
+def test_readyz_without_a_key_says_only_ready(server: Server) -> None:
+    anonymous = httpx.get(server.url + "/readyz")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "ready"}
+    user = httpx.get(server.url + "/readyz", headers=server.headers())
+    assert user.json() == {"status": "ready"}  # the details are for admin keys
+    bad = httpx.get(server.url + "/readyz", headers={"Authorization": "Bearer my-abc-def"})
+    _error(bad, 401)  # a key that is sent must be valid
 
 
 def test_unknown_route_is_404_json(server: Server) -> None:

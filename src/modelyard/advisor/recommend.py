@@ -89,6 +89,10 @@ class Candidate:
     def excluded(self) -> bool:
         return bool(self.exclusions)
 
+    @property
+    def speed_known(self) -> bool:
+        return self.placement is not None and self.placement.tokens_per_second is not None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
@@ -102,6 +106,7 @@ class Candidate:
             "context_length": self.entry.architecture.context_length,
             "languages": self.entry.languages.codes,
             "score": round(self.score, 3),
+            "speed_known": self.speed_known,
             "placement": asdict(self.placement) if self.placement else None,
             "reasons": self.reasons,
             "exclusions": self.exclusions,
@@ -172,7 +177,11 @@ def _score(candidate: Candidate, need: Requirement) -> None:
             score -= 1.5 if speed < 1 else 1.0
             candidate.reasons.append(f"slow for interactive use (< {SLOW_TOKENS_PER_S} tok/s)")
     else:
-        candidate.reasons.append("speed unknown: the profile has no memory bandwidth")
+        memory = "GPU" if placement.device == "gpu" else "main-memory"
+        candidate.reasons.append(
+            f"speed unknown: the profile has no {memory} bandwidth (ranked after every model "
+            "with a known speed; give --bandwidth-gbs or calibrate with modelyard hardware detect)"
+        )
     listed = [lang for lang in need.languages if lang in entry.languages.codes]
     claimed = [lang for lang in need.languages if lang not in listed]
     if listed:
@@ -215,7 +224,12 @@ def recommend(
         candidates.append(candidate)
     ranked = sorted(
         (c for c in candidates if not c.excluded),
-        key=lambda c: (-round(c.score, 6), -c.entry.release_date.toordinal(), c.entry.id),
+        key=lambda c: (
+            not c.speed_known,  # a model whose speed is unknown never outranks a known one
+            -round(c.score, 6),
+            -c.entry.release_date.toordinal(),
+            c.entry.id,
+        ),
     )
     for position, candidate in enumerate(ranked, start=1):
         candidate.rank = position

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,7 +220,13 @@ def erase_command(
     """Destroy a data subject's key: their texts and every record's mention of their name
     become unreadable for good; the chain still verifies. Lists what it covered."""
     runtime: Runtime = ctx.obj
+    if not yes and not sys.stdin.isatty():
+        raise UserError(
+            f"erasing {subject!r} cannot be undone and there is no terminal to confirm it: "
+            "pass --yes to confirm"
+        )
     if not yes and not typer.confirm("This cannot be undone. Erase?", default=False):
+        stderr().print("not erased: confirm with 'y', or pass --yes")
         raise typer.Exit(1)
     log = AuditLog(runtime.db, runtime.settings)
     try:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +33,12 @@ HARDWARE = typer.Option("local", "--hardware", help="Hardware profile name.")
 MODEL = typer.Option(None, "--model", help="Knowledge-base model to estimate speed for.")
 TPS = typer.Option(None, "--tokens-per-second", min=0.001, help="Measured decode throughput.")
 PREFILL = typer.Option(None, "--prefill-tokens-per-second", min=0.001)
-STREAMS = typer.Option(1, "--streams", min=1, help="Concurrent streams batched together.")
+STREAMS = typer.Option(
+    None,
+    "--streams",
+    min=1,
+    help="Concurrent streams batched together (default: the engine's MODELYARD_WORKER_SLOTS).",
+)
 UTILISATION = typer.Option(0.5, "--utilisation", min=0.01, max=1.0, help="Share of hours busy.")
 CONTEXT = typer.Option(8192, "--context", min=1, help="Context tokens the model serves.")
 BENCH = typer.Option(None, "--bench", help="`modelyard bench --json` output to take speed from.")
@@ -53,13 +59,21 @@ def _setup(
     model: str | None,
     tps: float | None,
     prefill: float | None,
-    streams: int,
+    streams_given: int | None,
     context: int,
     quant: str | None = None,
     bench: Path | None = None,
     traffic: str | None = None,
 ) -> tuple[HardwareProfile, Throughput]:
     profile = ProfileStore(runtime.settings).load(hardware)
+    # the engine decodes MODELYARD_WORKER_SLOTS generations at once: that is the concurrency
+    # a served model gets unless the command line says otherwise (a benchmark measures it)
+    streams = streams_given if streams_given is not None else runtime.settings.worker_slots
+    slots_note = (
+        f"; {streams} streams = the engine's slots (MODELYARD_WORKER_SLOTS)"
+        if streams_given is None
+        else ""
+    )
     if traffic is not None:
         from modelyard.cost.traffic import served_throughput
 
@@ -67,7 +81,9 @@ def _setup(
         measured = served_throughput(runtime.db, traffic, now - timedelta(days=30), now)
         if streams > 1:
             measured = Throughput(
-                measured.decode_tokens_per_s * streams, None, f"{measured.source} x {streams}"
+                measured.decode_tokens_per_s * streams,
+                None,
+                f"{measured.source} x {streams}{slots_note}",
             )
         return profile, measured
     if bench is not None:
@@ -86,6 +102,8 @@ def _setup(
         context=context,
         quant=quant,
     )
+    if tps is None and slots_note:
+        throughput = replace(throughput, source=throughput.source + slots_note)
     return profile, throughput
 
 
@@ -96,7 +114,7 @@ def rate_command(
     model: str | None = MODEL,
     tps: float | None = TPS,
     prefill: float | None = PREFILL,
-    streams: int = STREAMS,
+    streams: int | None = STREAMS,
     utilisation: float = UTILISATION,
     context: int = CONTEXT,
     quant: str | None = QUANT,
@@ -172,7 +190,7 @@ def compare_command(
     model: str | None = MODEL,
     tps: float | None = TPS,
     prefill: float | None = PREFILL,
-    streams: int = STREAMS,
+    streams: int | None = STREAMS,
     utilisation: float = UTILISATION,
     context: int = CONTEXT,
     quant: str | None = QUANT,
@@ -286,7 +304,7 @@ def report_command(
     model: str | None = MODEL,
     tps: float | None = TPS,
     prefill: float | None = PREFILL,
-    streams: int = STREAMS,
+    streams: int | None = STREAMS,
     context: int = CONTEXT,
     quant: str | None = QUANT,
     bench: Path | None = BENCH,

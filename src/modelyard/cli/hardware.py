@@ -25,8 +25,18 @@ app = typer.Typer(
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
 PRICE = typer.Option(0.0, "--price", min=0, help="Purchase price.")
 LIFETIME = typer.Option(4.0, "--lifetime-years", min=0.1, help="Years to amortise over.")
-POWER = typer.Option(0.0, "--power-watts", min=0, help="Average power draw while serving.")
-ELECTRICITY = typer.Option(0.0, "--electricity-per-kwh", min=0, help="Electricity price.")
+POWER = typer.Option(
+    None,
+    "--power-watts",
+    min=0,
+    help="Average power draw while serving (default: the GPUs' data-sheet board power).",
+)
+ELECTRICITY = typer.Option(
+    None,
+    "--electricity-per-kwh",
+    min=0,
+    help="Electricity price (default: MODELYARD_ELECTRICITY_PER_KWH, 0.25).",
+)
 UPKEEP = typer.Option(0.0, "--upkeep-per-year", min=0, help="Hosting, support, operator time.")
 CURRENCY = typer.Option("USD", "--currency")
 
@@ -34,6 +44,39 @@ CURRENCY = typer.Option("USD", "--currency")
 def _runtime(ctx: typer.Context) -> Runtime:
     runtime: Runtime = ctx.obj
     return runtime
+
+
+def _cost(
+    runtime: Runtime,
+    *,
+    currency: str,
+    price: float,
+    lifetime_years: float,
+    power_watts: float | None,
+    electricity_per_kwh: float | None,
+    upkeep_per_year: float,
+) -> CostInputs:
+    """Cost inputs; no power yet (:func:`_with_power` fills it from the GPUs' data sheets)."""
+    return CostInputs(
+        currency=currency,
+        purchase_price=price,
+        lifetime_years=lifetime_years,
+        power_watts=power_watts or 0.0,
+        electricity_per_kwh=(
+            runtime.settings.electricity_per_kwh
+            if electricity_per_kwh is None
+            else electricity_per_kwh
+        ),
+        upkeep_per_year=upkeep_per_year,
+    )
+
+
+def _with_power(profile: HardwareProfile, power_watts: float | None) -> HardwareProfile:
+    """Without ``--power-watts``: the sum of the GPUs' data-sheet board power, when known."""
+    if power_watts is not None or profile.gpu_tdp_watts is None:
+        return profile
+    cost = profile.cost.model_copy(update={"power_watts": profile.gpu_tdp_watts})
+    return profile.model_copy(update={"cost": cost})
 
 
 def _gb(value: float | None) -> str | None:
@@ -52,6 +95,7 @@ def profile_fields(p: HardwareProfile) -> list[tuple[str, Any]]:
             "gpus",
             "\n".join(
                 f"{g.name}  {human_bytes(g.memory_bytes)}  {_gb(g.bandwidth_bytes_per_s) or ''}"
+                + (f"  {g.tdp_watts:g} W" if g.tdp_watts else "")
                 for g in p.gpus
             )
             or "none",
@@ -81,7 +125,9 @@ def _show(profile: HardwareProfile, as_json: bool) -> None:
 def hardware(ctx: typer.Context) -> None:
     """Without a command: detect this machine and save it as the profile 'local'."""
     if ctx.invoked_subcommand is None:
-        _detect(_runtime(ctx), "local", CostInputs(), as_json=False)
+        runtime = _runtime(ctx)
+        cost = CostInputs(electricity_per_kwh=runtime.settings.electricity_per_kwh)
+        _detect(runtime, "local", cost, as_json=False, power_watts=None)
 
 
 @app.command("detect")
@@ -96,26 +142,29 @@ def detect_command(
     bandwidth_mb: int = typer.Option(256, "--bandwidth-mb", min=8, max=8192),
     price: float = PRICE,
     lifetime_years: float = LIFETIME,
-    power_watts: float = POWER,
-    electricity_per_kwh: float = ELECTRICITY,
+    power_watts: float | None = POWER,
+    electricity_per_kwh: float | None = ELECTRICITY,
     upkeep_per_year: float = UPKEEP,
     currency: str = CURRENCY,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Detect CPU, RAM and GPUs, measure memory bandwidth and a real model's speed; save."""
-    cost = CostInputs(
+    runtime = _runtime(ctx)
+    cost = _cost(
+        runtime,
         currency=currency,
-        purchase_price=price,
+        price=price,
         lifetime_years=lifetime_years,
         power_watts=power_watts,
         electricity_per_kwh=electricity_per_kwh,
         upkeep_per_year=upkeep_per_year,
     )
     _detect(
-        _runtime(ctx),
+        runtime,
         name,
         cost,
         as_json=as_json,
+        power_watts=power_watts,
         model=model,
         calibrate=calibrate,
         threads=threads,
@@ -129,6 +178,7 @@ def _detect(
     cost: CostInputs,
     *,
     as_json: bool,
+    power_watts: float | None,
     model: str | None = None,
     calibrate: bool = True,
     threads: int | None = None,
@@ -148,6 +198,7 @@ def _detect(
         n_threads=threads or runtime.settings.n_threads,
         say=say,
     )
+    profile = _with_power(profile, power_watts)
     path = ProfileStore(runtime.settings).save(profile)
     say(f"saved profile [bold]{profile.name}[/] to {path}")
     _show(profile, as_json)
@@ -164,23 +215,32 @@ def add_command(
     bandwidth_gbs: float | None = typer.Option(
         None, "--bandwidth-gbs", min=0.1, help="Main-memory bandwidth (data sheet)."
     ),
+    gpu_bandwidth_gbs: float | None = typer.Option(
+        None,
+        "--gpu-bandwidth-gbs",
+        min=0.1,
+        help="GPU memory bandwidth: overrides the data sheet; needed for a GPU not in it.",
+    ),
     description: str = typer.Option("", "--description"),
     price: float = PRICE,
     lifetime_years: float = LIFETIME,
-    power_watts: float = POWER,
-    electricity_per_kwh: float = ELECTRICITY,
+    power_watts: float | None = POWER,
+    electricity_per_kwh: float | None = ELECTRICITY,
     upkeep_per_year: float = UPKEEP,
     currency: str = CURRENCY,
     file: Path | None = typer.Option(None, "--file", help="A profile JSON file instead."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add (or replace) a profile of a machine the organisation is considering."""
-    store = ProfileStore(_runtime(ctx).settings)
+    runtime = _runtime(ctx)
+    store = ProfileStore(runtime.settings)
     if file is not None:
         profile = load_profile_file(file).model_copy(update={"name": name})
     else:
         if ram_gb is None:
             raise InvalidInput("give --ram-gb (or --file)", param="ram_gb")
+        if gpu_bandwidth_gbs is not None and not gpus:
+            raise InvalidInput("--gpu-bandwidth-gbs needs --gpus", param="gpu_bandwidth_gbs")
         profile = HardwareProfile(
             name=name,
             description=description,
@@ -188,16 +248,18 @@ def add_command(
             cpu_cores=cores,
             ram_bytes=int(ram_gb * GB),
             memory_bandwidth_bytes_per_s=bandwidth_gbs * GB if bandwidth_gbs else None,
-            gpus=parse_gpus(gpus) if gpus else [],
-            cost=CostInputs(
+            gpus=parse_gpus(gpus, bandwidth_gbs=gpu_bandwidth_gbs) if gpus else [],
+            cost=_cost(
+                runtime,
                 currency=currency,
-                purchase_price=price,
+                price=price,
                 lifetime_years=lifetime_years,
                 power_watts=power_watts,
                 electricity_per_kwh=electricity_per_kwh,
                 upkeep_per_year=upkeep_per_year,
             ),
         )
+        profile = _with_power(profile, power_watts)
     profile = HardwareProfile.model_validate(
         {**profile.model_dump(), "updated_at": datetime.now(UTC)}
     )

@@ -56,9 +56,15 @@ def import_command(
     default: bool = typer.Option(
         False, "--default", help="Import the bundled default model (Gemma 3 270M)."
     ),
+    new_version: bool = typer.Option(
+        False,
+        "--new-version",
+        help="Make a new version even when the name already has one with the same bytes.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Import a model into the store: verified, hashed, refused if unsafe."""
+    """Import a model into the store: verified, hashed, refused if unsafe. The same file
+    twice under one name is refused unless --new-version."""
     runtime = _runtime(ctx)
     if default == (path is not None):
         raise InvalidInput("give either a PATH or --default")
@@ -68,7 +74,12 @@ def import_command(
         else:
             assert path is not None
             version = import_path(
-                path, runtime.registry, runtime.settings, name=name, progress=progress
+                path,
+                runtime.registry,
+                runtime.settings,
+                name=name,
+                progress=progress,
+                new_version=new_version,
             )
             created = True
     if as_json:
@@ -119,6 +130,7 @@ def list_command(
             ]
             for v in versions
         ],
+        drop=(9, 8, 7, 4, 3, 2),
     )
 
 

@@ -34,13 +34,45 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    whole: Sequence[int] = (0,),
+    drop: Sequence[int] = (),
+) -> None:
+    """A table that wraps cells instead of cutting them short when the terminal is narrow.
+
+    The columns at the indexes in ``whole`` (by default the first, which names the row) are
+    kept on one line; the others wrap. When the table is wider than the terminal, the columns
+    in ``drop`` are left out, in that order, until it fits (a note on stderr says which).
+    """
+    text = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [
+        max([len(column), *(len(row[i]) for row in text)]) for i, column in enumerate(columns)
+    ]
+    console = stdout()
+    shown = list(range(len(columns)))
+    dropped = []
+    for index in drop:
+        if sum(widths[i] + 3 for i in shown) + 1 <= console.width:
+            break
+        shown.remove(index)
+        dropped.append(columns[index])
     table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    stdout().print(table)
+    for index in shown:
+        if index in whole:
+            table.add_column(columns[index], no_wrap=True, min_width=widths[index])
+        else:
+            table.add_column(columns[index], overflow="fold")
+    for row in text:
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+    if dropped:
+        stderr().print(
+            f"({', '.join(dropped)} left out to fit {console.width} columns; --json has all)"
+        )
 
 
 def print_fields(fields: Sequence[tuple[str, Any]]) -> None:

@@ -24,10 +24,17 @@ class _DefaultToMake(TyperGroup):
             args = ["make", *args]
         return super().parse_args(ctx, args)
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The group's help, then the short form's (``--type`` and the rest) under its own name."""
+        super().format_help(ctx, formatter)
+        make = self.commands["make"]
+        make_ctx = type(ctx)(make, info_name=ctx.info_name, parent=ctx.parent)
+        make.format_help(make_ctx, formatter)
+
 
 app = typer.Typer(
     cls=_DefaultToMake,
-    help="Make a version at another level: `quantize NAME[@N] --type Q8_0 [--name NEW]`. "
+    help="Make a version at another level: `quantize NAME\\[@N] --type Q8_0 \\[--name NEW]`. "
     "Compare the levels: `quantize report NAME`.",
     no_args_is_help=True,
 )
@@ -44,7 +51,7 @@ def make_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Quantize a version: modelyard quantize NAME[@N] --type Q8_0 [--name NEW]."""
+    """Quantize a version: modelyard quantize NAME\\[@N] --type Q8_0 \\[--name NEW]."""
     from modelyard.quantize.service import QuantizeRequest, quantize_version
 
     runtime: Runtime = ctx.obj

@@ -103,7 +103,7 @@ def recommend_command(
                 f"{c.placement.memory_bytes / 1e9:.1f} GB" if c.placement else "",
                 f"{c.placement.tokens_per_second:.1f}"
                 if c.placement and c.placement.tokens_per_second
-                else "?",
+                else "speed unknown",
                 c.entry.licence.id,
                 _where(c),
             ]

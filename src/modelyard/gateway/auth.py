@@ -1,4 +1,7 @@
-"""Deny by default: every route but ``/healthz`` needs ``Authorization: Bearer <key>``.
+"""Deny by default: every route but ``/healthz`` and ``/readyz`` needs a bearer key.
+
+Routes need ``Authorization: Bearer <key>``. ``/readyz`` is answered without one (load
+balancers call it so) and then says only ready or not; a key sent to it is checked as anywhere.
 
 The key is checked by :class:`AuthenticateFirst`, an ASGI middleware that runs before anything
 reads the request body: a request without a valid key is answered 401 from its headers alone,
@@ -21,7 +24,10 @@ from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
 
 PUBLIC_PATHS = frozenset({"/healthz"})
-"""The only routes answered without a key."""
+"""Routes answered without a key, which never look at one."""
+
+KEY_OPTIONAL_PATHS = frozenset({"/readyz"})
+"""Routes answered without a key (saying less); a key sent with them must be valid."""
 
 
 def token_from_header(header: str | None) -> str:
@@ -80,8 +86,12 @@ class AuthenticateFirst:
         if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
+        header = Headers(scope=scope).get("authorization")
+        if header is None and scope.get("path") in KEY_OPTIONAL_PATHS:
+            await self.app(scope, receive, send)
+            return
         try:
-            token = token_from_header(Headers(scope=scope).get("authorization"))
+            token = token_from_header(header)
             principal = await asyncio.to_thread(self.gateway.keys.authenticate, token)
         except Unauthorized as exc:
             await _send_unauthorized(send, exc)

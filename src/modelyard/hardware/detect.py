@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.hardware.gpus import datasheet_for
-from modelyard.hardware.profile import Gpu
+from modelyard.hardware.gpus import accelerator_for
+from modelyard.hardware.profile import GB, Gpu
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,14 @@ def nvidia_gpus() -> tuple[list[Gpu], str]:
             name = nvml.nvmlDeviceGetName(handle)
             name = name.decode() if isinstance(name, bytes) else str(name)
             memory = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
-            sheet = datasheet_for(name, memory)
+            sheet = accelerator_for(name, memory)
             gpus.append(
                 Gpu(
                     name=name,
                     memory_bytes=memory,
-                    bandwidth_bytes_per_s=sheet[0] if sheet else None,
-                    tflops=sheet[1] if sheet else None,
+                    bandwidth_bytes_per_s=sheet.bandwidth_gbs * GB if sheet else None,
+                    tflops=sheet.fp16_tflops if sheet else None,
+                    tdp_watts=sheet.tdp_watts if sheet else None,
                 )
             )
         return gpus, f"{len(gpus)} GPU(s) via NVML"

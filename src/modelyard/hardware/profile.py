@@ -18,6 +18,8 @@ class Gpu(BaseModel):
     """Peak memory bandwidth from the vendor's data sheet (None when unknown)."""
     tflops: float | None = Field(default=None, gt=0)
     """Dense FP16/BF16 tensor throughput from the data sheet (prompt processing is bound by it)."""
+    tdp_watts: float | None = Field(default=None, gt=0)
+    """Board power from the data sheet (the default power draw of a profile built from it)."""
 
 
 class Calibration(BaseModel):
@@ -73,6 +75,13 @@ class HardwareProfile(BaseModel):
     def gpu_tflops(self) -> float | None:
         known = [g.tflops for g in self.gpus if g.tflops]
         return min(known) if known else None
+
+    @property
+    def gpu_tdp_watts(self) -> float | None:
+        """Sum of the GPUs' data-sheet board power, when every GPU's is known."""
+        if not self.gpus or any(g.tdp_watts is None for g in self.gpus):
+            return None
+        return sum(g.tdp_watts or 0.0 for g in self.gpus)
 
     @property
     def cpu_bandwidth(self) -> float | None:

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.errors import InvalidInput, StoreFault, UnsafeModel
+from modelyard.errors import Conflict, InvalidInput, NotFound, StoreFault, UnsafeModel
 from modelyard.intake import licence
 from modelyard.intake.directory import ScannedFile, describe_directory, scan_directory
 from modelyard.intake.gguf_reader import inspect_gguf
@@ -173,6 +173,7 @@ def execute_import(
     origin: str = "imported",
     parent: str | None = None,
     lineage: dict[str, Any] | None = None,
+    refuse_duplicate: bool = False,
 ) -> ModelVersion:
     landed: dict[str, LandedBlob] = {}
     stored: list[StoredBlob] = []
@@ -198,6 +199,8 @@ def execute_import(
             stored.append(blob)
             entries.append(VersionFile(scanned.relpath, blob.sha256, blob.size_bytes))
         digest = entries[0].sha256 if plan.format == "gguf" else manifest_digest(entries)
+        if refuse_duplicate:
+            _refuse_duplicate(registry, plan.name, digest)
         return registry.add_version(
             NewVersion(
                 name=plan.name,
@@ -218,6 +221,21 @@ def execute_import(
             registry.blobs.discard(copy)
         _discard_new_blobs(registry, stored)
         raise
+
+
+def _refuse_duplicate(registry: Registry, name: str, digest: str) -> None:
+    """Conflict when ``name`` already has a version with these bytes."""
+    try:
+        versions = registry.list_versions(name)
+    except NotFound:
+        return
+    for version in versions:
+        if version.digest == digest:
+            raise Conflict(
+                f"{version.ref} already has these bytes (sha256:{digest[:12]}): nothing imported; "
+                "pass --new-version to make another version of the same file",
+                code="duplicate_version",
+            )
 
 
 def _discard_new_blobs(registry: Registry, stored: list[StoredBlob]) -> None:
@@ -242,9 +260,18 @@ def import_path(
     name: str | None = None,
     created_by: str | None = None,
     progress: ProgressFactory | None = None,
+    new_version: bool = False,
 ) -> ModelVersion:
+    """Import ``path`` as the next version of its name; the same bytes as an existing version
+    of that name are refused (Conflict) unless ``new_version``."""
     plan = plan_import(path, name, settings)
-    return execute_import(plan, registry, created_by=created_by, progress=progress)
+    return execute_import(
+        plan,
+        registry,
+        created_by=created_by,
+        progress=progress,
+        refuse_duplicate=not new_version,
+    )
 
 
 def open_blob_store(settings: Settings) -> BlobStore:

@@ -1,6 +1,9 @@
 """``/healthz`` (no auth, no I/O), ``/readyz`` (database, default model, production models'
 load checks) and ``/metrics``.
 
+``/readyz`` needs no key: without an admin key it answers only ``{"status": "ready"}`` (200)
+or ``{"status": "not_ready"}`` (503); an admin key also gets the checks and what failed.
+
 A production version whose load was refused (its bytes do not match its digest, or its
 signature does not verify: an active ``integrity-``/``signature-`` advisory, or a refusal by
 this gateway's worker pool) makes ``/readyz`` not ready, naming the version."""
@@ -17,7 +20,7 @@ from sqlalchemy import select
 from modelyard.catalog.advisories import active_for, load_refusals
 from modelyard.catalog.rows import ref_of
 from modelyard.errors import ModelyardError
-from modelyard.gateway.auth import require_admin, require_key
+from modelyard.gateway.auth import require_admin
 from modelyard.gateway.routes.common import gateway_of
 from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
@@ -74,14 +77,14 @@ def _refused_production(gateway: Gateway) -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request, principal: Principal = Depends(require_key)) -> JSONResponse:
-    del principal
+async def readyz(request: Request) -> JSONResponse:
     checks = await asyncio.to_thread(_readiness, gateway_of(request))
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal) and principal.admin:
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")
