@@ -56,7 +56,7 @@ def _cost(
     electricity_per_kwh: float | None,
     upkeep_per_year: float,
 ) -> CostInputs:
-    """Cost inputs; no power yet (:func:`_with_power` fills it from the GPUs' data sheets)."""
+    """Cost inputs; electricity defaults to the setting (power: see :func:`_with_power`)."""
     return CostInputs(
         currency=currency,
         purchase_price=price,

@@ -39,7 +39,9 @@ class AcceleratorTable(BaseModel):
 
 @cache
 def accelerator_table() -> AcceleratorTable:
-    text = resources.files("modelyard.advisor").joinpath("data/accelerators.json").read_text("utf-8")
+    text = (
+        resources.files("modelyard.advisor").joinpath("data/accelerators.json").read_text("utf-8")
+    )
     return AcceleratorTable.model_validate_json(text)
 
 
