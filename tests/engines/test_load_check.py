@@ -99,6 +99,8 @@ def test_a_flipped_byte_is_never_served(tmp_path: Path, default_gguf: Path) -> N
         assert ready.status_code == 503
         check = ready.json()["checks"][f"model {model.ref}"]
         assert check.startswith("refused:") and "do not match its sha256" in check
+        anonymous = httpx.get(f"{base}/readyz")  # a load balancer: no key, no details
+        assert (anonymous.status_code, anonymous.json()) == (503, {"status": "not_ready"})
         workers = httpx.get(f"{base}/admin/workers", headers=headers).json()["data"]
         (worker,) = [w for w in workers if w["model"] == model.ref]
         assert worker["state"] == "failed" and worker["pid"] is None

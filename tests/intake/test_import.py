@@ -12,7 +12,7 @@ import pytest
 
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.errors import InvalidInput, UnsafeModel
+from modelyard.errors import Conflict, InvalidInput, UnsafeModel
 from modelyard.intake.importer import import_path
 from tests.conftest import store_snapshot
 from tests.factories import (
@@ -50,7 +50,10 @@ def test_same_bytes_are_stored_once_and_versions_count_up(
 ) -> None:
     source = write_tiny_gguf(tmp_path / "a.gguf")
     first = import_path(source, registry, settings, name="tiny")
-    second = import_path(source, registry, settings, name="tiny")
+    with pytest.raises(Conflict, match=r"tiny@1 already has these bytes.*--new-version"):
+        import_path(source, registry, settings, name="tiny")
+    assert [v.ref for v in registry.list_versions("tiny")] == ["tiny@1"]
+    second = import_path(source, registry, settings, name="tiny", new_version=True)
     other = import_path(source, registry, settings, name="other")
     assert (first.version, second.version, other.version) == (1, 2, 1)
     assert first.digest == second.digest == other.digest

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from modelyard.catalog.promotion import Lifecycle
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput
-from modelyard.governance.policy import load_policy
-from modelyard.intake.importer import current_user
+
+if TYPE_CHECKING:  # the service pulls in the database layer: imported when it is made
+    from modelyard.catalog.promotion import Lifecycle
 
 ACTOR_HELP = "Act as this person (default: the OS user); the admin API passes the key's name."
 
@@ -26,10 +27,15 @@ POLICY_OPTION = typer.Option(
 def actor_of(actor: str | None) -> str:
     if actor is not None and not actor.strip():
         raise InvalidInput("--actor is empty", param="actor")
+    from modelyard.intake.importer import current_user
+
     return actor.strip() if actor else current_user()
 
 
 def lifecycle(runtime: Runtime, policy: Path | None = None) -> Lifecycle:
+    from modelyard.catalog.promotion import Lifecycle
+    from modelyard.governance.policy import load_policy
+
     return Lifecycle(runtime.registry, runtime.settings, load_policy(runtime.settings, policy))
 
 

@@ -9,11 +9,7 @@ from typing import Any
 
 import typer
 
-from modelyard.advisor.matching import family_of
-from modelyard.catalog.advisories import Advisories, load_refusals
-from modelyard.catalog.cards import card_for
 from modelyard.catalog.records import ModelVersion
-from modelyard.catalog.signing import Signatures
 from modelyard.cli.governed import (
     ACTOR_OPTION,
     POLICY_OPTION,
@@ -32,11 +28,7 @@ from modelyard.cli.output import (
     stderr,
 )
 from modelyard.cli.runtime import Runtime
-from modelyard.engines.trial_load import run_trial_load
-from modelyard.engines.workers import read_status
 from modelyard.errors import InvalidInput
-from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import import_path
 
 app = typer.Typer(help="Import, list, show and remove models.", no_args_is_help=True)
 
@@ -65,6 +57,9 @@ def import_command(
 ) -> None:
     """Import a model into the store: verified, hashed, refused if unsafe. The same file
     twice under one name is refused unless --new-version."""
+    from modelyard.intake.default_model import import_default
+    from modelyard.intake.importer import import_path
+
     runtime = _runtime(ctx)
     if default == (path is not None):
         raise InvalidInput("give either a PATH or --default")
@@ -165,6 +160,11 @@ def show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one version: metadata, lineage, files."""
+    from modelyard.advisor.matching import family_of
+    from modelyard.catalog.advisories import Advisories, load_refusals
+    from modelyard.catalog.signing import Signatures
+    from modelyard.engines.workers import read_status
+
     runtime = _runtime(ctx)
     version, info = lifecycle(runtime).stage(ref)
     family = family_of(version.metadata)  # the advisor's knowledge-base match
@@ -312,6 +312,8 @@ def card_command(
     ),
 ) -> None:
     """Write a version's model card (Markdown) to stdout or a file."""
+    from modelyard.catalog.cards import card_for
+
     service = lifecycle(_runtime(ctx))
     if intended_use is not None:
         service.set_intended_use(ref, intended_use)
@@ -332,6 +334,8 @@ def sign_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Sign a version's files with model-signing (key mode, offline); the bundle is stored."""
+    from modelyard.catalog.signing import Signatures
+
     runtime = _runtime(ctx)
     signature = Signatures(runtime.registry, runtime.settings).sign(ref, key, actor=actor_of(actor))
     if as_json:
@@ -354,6 +358,8 @@ def verify_command(
     """Verify a version's stored signature with a public key, re-hashing its stored files.
 
     Exits 1 when no stored signature by that key verifies."""
+    from modelyard.catalog.signing import Signatures
+
     runtime = _runtime(ctx)
     result = Signatures(runtime.registry, runtime.settings).verify(
         ref, pubkey, actor=actor_of(actor)
@@ -376,6 +382,8 @@ def trial_load_command(
 ) -> None:
     """Load a GGUF version in a sandboxed engine worker and generate one token; the result
     is recorded (the policy's trial_load gate needs a success). Exits 1 when it fails."""
+    from modelyard.engines.trial_load import run_trial_load
+
     runtime = _runtime(ctx)
     result = run_trial_load(runtime.registry, runtime.settings, ref, actor=actor_of(actor))
     if as_json:

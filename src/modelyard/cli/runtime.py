@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.intake.importer import open_blob_store
-from modelyard.store.blobs import BlobStore
-from modelyard.store.database import Database
+
+if TYPE_CHECKING:  # the database layer is imported when a command first opens it
+    from modelyard.catalog.registry import Registry
+    from modelyard.store.blobs import BlobStore
+    from modelyard.store.database import Database
 
 
 class Runtime:
@@ -17,16 +19,22 @@ class Runtime:
 
     @cached_property
     def db(self) -> Database:
+        from modelyard.store.database import Database
+
         self.settings.ensure_home()
         return Database(self.settings.resolved_database_url)
 
     @cached_property
     def blobs(self) -> BlobStore:
+        from modelyard.intake.importer import open_blob_store
+
         self.settings.ensure_home()
         return open_blob_store(self.settings)
 
     @cached_property
     def registry(self) -> Registry:
+        from modelyard.catalog.registry import Registry
+
         return Registry(self.db, self.blobs)
 
     def close(self) -> None:
