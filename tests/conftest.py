@@ -23,6 +23,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+HEAVY_FIXTURES = frozenset(
+    {"default_gguf", "tuned_model", "server", "small_server", "witness", "witnessed_log"}
+)
+"""Fixtures that load the real model, start a gateway or a witness process: a test that uses
+one, directly or through another fixture, is ``slow``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow tests: ``pytest -m "not slow"`` is the fast loop; ``make test`` runs all."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & HEAVY_FIXTURES or item.nodeid.startswith("tests/fuzz/"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests may talk to this machine only: anything else is a bug (nothing downloads)."""
