@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +99,13 @@ def _start(home: Path, env_extra: dict[str, str], log: Path) -> tuple[subprocess
 
 
 def _drain(proc: subprocess.Popen[str], into: Path) -> None:
-    """Keep reading the server's stdout (access log) so that a full pipe never blocks it."""
+    """Keep reading the server's stdout (access log) so that a full pipe never blocks it;
+    copied to ``into`` line by line, flushed (tests read the access log)."""
     assert proc.stdout is not None
     with into.open("a") as out:
         for line in proc.stdout:
             out.write(line)
+            out.flush()
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -160,19 +163,12 @@ def server(gateway_home: Path) -> Iterator[Server]:
             proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def small_server(server: Server) -> Iterator[Server]:
-    """One engine slot and a queue of one, on the same home: for disconnect and 429 tests."""
-    log = server.home.parent / "serve-small.log"
-    proc, url = _start(
-        server.home,
-        {
-            "MODELYARD_WORKER_SLOTS": "1",
-            "MODELYARD_WORKER_CTX_PER_SLOT": "4096",
-            "MODELYARD_GATEWAY_QUEUE_SIZE": "1",
-        },
-        log,
-    )
+@contextmanager
+def second_server(server: Server, env_extra: dict[str, str], name: str) -> Iterator[Server]:
+    """Another gateway on ``server``'s home, with other settings; its log is
+    ``serve-<name>.log`` beside the home, its access log the same with ``.stdout``."""
+    log = server.home.parent / f"serve-{name}.log"
+    proc, url = _start(server.home, env_extra, log)
     drain = threading.Thread(target=_drain, args=(proc, log.with_suffix(".stdout")), daemon=True)
     drain.start()
     try:
@@ -182,3 +178,15 @@ def small_server(server: Server) -> Iterator[Server]:
         drain.join(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def small_server(server: Server) -> Iterator[Server]:
+    """One engine slot and a queue of one, on the same home: for disconnect and 429 tests."""
+    slots = {
+        "MODELYARD_WORKER_SLOTS": "1",
+        "MODELYARD_WORKER_CTX_PER_SLOT": "4096",
+        "MODELYARD_GATEWAY_QUEUE_SIZE": "1",
+    }
+    with second_server(server, slots, "small") as small:
+        yield small

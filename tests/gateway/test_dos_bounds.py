@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import select
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.intake.importer import import_path, open_blob_store
 from modelyard.store.database import Database
-from tests.gateway.conftest import Server, _start, _stop
+from tests.gateway.conftest import Server, second_server
 
 CHAT = "/v1/chat/completions"
 FOREVER = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
@@ -62,15 +61,6 @@ def write_gguf_with_template(path: Path, template: str) -> Path:
     return path
 
 
-def _drain(proc: subprocess.Popen[str], into: Path) -> None:
-    """Copy the server's stdout (its access log) to ``into`` line by line, flushed."""
-    assert proc.stdout is not None
-    with into.open("a") as out:
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-
-
 @pytest.fixture(scope="module")
 def bounded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with small bounds, serving ``hostile`` (a template that never ends)."""
@@ -85,26 +75,14 @@ def bounded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         place(registry, version.ref, Stage.PRODUCTION, actor="tests", reason="dos tests")
     finally:
         db.close()
-    log = server.home.parent / "serve-bounded.log"
-    proc, url = _start(
-        server.home,
-        {
-            "MODELYARD_TEMPLATE_RENDER_TIMEOUT_S": "2",
-            "MODELYARD_TEMPLATE_RENDERERS": "1",
-            "MODELYARD_GATEWAY_MAX_MESSAGES": str(MAX_MESSAGES),
-            "MODELYARD_GATEWAY_MAX_PROMPT_BYTES": str(MAX_PROMPT_BYTES),
-        },
-        log,
-    )
-    drain = threading.Thread(target=_drain, args=(proc, log.with_suffix(".stdout")), daemon=True)
-    drain.start()
-    try:
-        yield Server(url, server.admin_key, server.user_key, server.home, log, "")
-    finally:
-        _stop(proc)
-        drain.join(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    bounds = {
+        "MODELYARD_TEMPLATE_RENDER_TIMEOUT_S": "2",
+        "MODELYARD_TEMPLATE_RENDERERS": "1",
+        "MODELYARD_GATEWAY_MAX_MESSAGES": str(MAX_MESSAGES),
+        "MODELYARD_GATEWAY_MAX_PROMPT_BYTES": str(MAX_PROMPT_BYTES),
+    }
+    with second_server(server, bounds, "bounded") as bounded_server:
+        yield bounded_server
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,8 +198,9 @@ def test_a_worker_dying_mid_answer_is_recorded(site: Site) -> None:
         victim.stop()
 
 
-def _crash_mid_stream(site: Site, victim: Proc) -> None:
-    key = site.key(f"crash-{RUN}")
+@contextmanager
+def _long_stream(v1: str, key: str, *, timeout: float) -> Iterator[httpx.Response]:
+    """A streamed completion that cannot end early (end-of-text tokens banned)."""
     body = {
         "model": "gemma3-270m",
         "prompt": "Once upon a time",
@@ -206,13 +208,16 @@ def _crash_mid_stream(site: Site, victim: Proc) -> None:
         "logit_bias": EOS_BAN,
         "stream": True,
     }
+    headers = {"Authorization": f"Bearer {key}"}
     with httpx.stream(
-        "POST",
-        f"{victim.v1}/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=120,
+        "POST", f"{v1}/completions", json=body, headers=headers, timeout=timeout
     ) as response:
+        yield response
+
+
+def _crash_mid_stream(site: Site, victim: Proc) -> None:
+    key = site.key(f"crash-{RUN}")
+    with _long_stream(victim.v1, key, timeout=120) as response:
         assert response.status_code == 200
         request_id = response.headers["X-Request-Id"]
         lines = response.iter_lines()
@@ -270,20 +275,7 @@ def test_a_4xx_from_the_engine_is_recorded(site: Site) -> None:
 
 def test_a_client_disconnect_mid_stream_is_recorded(site: Site) -> None:
     key = site.key(f"leaver-{RUN}")
-    body = {
-        "model": "gemma3-270m",
-        "prompt": "Once upon a time",
-        "max_tokens": 400,
-        "logit_bias": EOS_BAN,
-        "stream": True,
-    }
-    with httpx.stream(
-        "POST",
-        f"{site.server.v1}/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=60,
-    ) as response:
+    with _long_stream(site.server.v1, key, timeout=60) as response:
         assert response.status_code == 200
         request_id = response.headers["X-Request-Id"]
         chunks = response.iter_lines()
