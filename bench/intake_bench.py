@@ -16,7 +16,7 @@ from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.intake.default_model import import_default
 from modelyard.intake.gguf_reader import read_gguf_metadata
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 
 

@@ -28,7 +28,7 @@ from modelyard.catalog.serving import resolve_for_serving
 from modelyard.config import Settings
 from modelyard.governance.policy import parse_policy
 from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 
 POLICY = b"""

@@ -15,7 +15,7 @@ from modelyard.intake.importer import import_path
 def test_imported_default_model_matches_gemma_3_270m(
     default_gguf: Path, sqlite_settings: Settings
 ) -> None:
-    from modelyard.intake.importer import open_blob_store
+    from modelyard.store.blobs import open_blob_store
     from modelyard.store.database import Database
 
     db = Database(sqlite_settings.resolved_database_url)

@@ -21,7 +21,7 @@ from modelyard.engines.load_check import LoadCheck
 from modelyard.engines.worker_process import LoadRefused
 from modelyard.errors import Forbidden, InvalidInput
 from modelyard.governance.policy import load_policy
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.catalog.attest import flip_byte, key_pair, register_file
 from tests.factories import write_tiny_gguf
@@ -57,6 +57,7 @@ def _events(registry: Registry, ref: str) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_sign_and_verify_commands_store_the_bundle_and_audit(
     tmp_path: Path, sqlite_settings: Settings, local: Registry
 ) -> None:

@@ -26,7 +26,7 @@ from modelyard.engines.worker_process import LoadRefused
 from modelyard.gateway.app import create_app
 from modelyard.governance.keys import KeyStore
 from modelyard.intake.default_model import DEFAULT_MODEL_NAME
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.catalog.attest import flip_byte, register_file
 from tests.harness import run_modelyard, serve_in_thread

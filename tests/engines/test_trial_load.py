@@ -17,7 +17,7 @@ from modelyard.config import Settings
 from modelyard.engines.trial_load import run_trial_load
 from modelyard.errors import Forbidden
 from modelyard.governance.policy import load_policy
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.catalog.attest import register_file
 from tests.factories import write_gguf_with_duplicate_vocab

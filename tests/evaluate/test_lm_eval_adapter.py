@@ -23,7 +23,8 @@ def test_adapter_methods_with_fakes(
 ) -> None:
     from modelyard.catalog.registry import Registry
     from modelyard.evaluate.lm_eval_adapter import MODEL_NAME, ModelyardLM, register
-    from modelyard.intake.importer import import_path, open_blob_store
+    from modelyard.intake.importer import import_path
+    from modelyard.store.blobs import open_blob_store
     from modelyard.store.database import Database
     from tests.factories import write_tiny_gguf
 
@@ -60,7 +61,7 @@ def test_adapter_methods_with_fakes(
 @pytest.mark.slow
 def test_lm_eval_runs_a_local_task_offline(tmp_path: Path, sqlite_settings: Settings) -> None:
     from modelyard.catalog.registry import Registry
-    from modelyard.intake.importer import open_blob_store
+    from modelyard.store.blobs import open_blob_store
     from modelyard.store.database import Database
 
     db = Database(sqlite_settings.resolved_database_url)

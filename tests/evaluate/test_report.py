@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.atomic_write import write_text
 from modelyard.evaluate.charts import Bar, bar_chart, line_chart
 from modelyard.evaluate.html_report import to_html
-from modelyard.evaluate.report import build_report, to_markdown, write_atomic
+from modelyard.evaluate.report import build_report, to_markdown
 from modelyard.evaluate.report_files import write_report
 from modelyard.evaluate.runs import RunRecord
 
@@ -73,6 +74,6 @@ def test_write_report_is_atomic(tmp_path: Path) -> None:
     target.write_text("old")
 
     with pytest.raises(TypeError):
-        write_atomic(target, 42)  # type: ignore[arg-type]
+        write_text(target, 42)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".keep")] == []

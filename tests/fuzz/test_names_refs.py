@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelyard.catalog.names import NAME_PATTERN, derive_name, validate_name
 from modelyard.catalog.refs import MAX_VERSION, ModelRef, parse_ref
 from modelyard.errors import InvalidInput
-from modelyard.intake.names import NAME_PATTERN, derive_name, validate_name
 
 FUZZ = settings(max_examples=400, deadline=None, database=None, derandomize=True)
 NAME_ALPHABET = st.sampled_from("abcz019._-@/\\ \n\tÅİ²٣")

@@ -23,7 +23,8 @@ import pytest
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput, UnsafeModel
-from modelyard.intake.importer import execute_import, import_path, open_blob_store, plan_import
+from modelyard.intake.importer import execute_import, import_path, plan_import
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.conftest import store_snapshot
 from tests.factories import write_crafted_gguf, write_tiny_gguf

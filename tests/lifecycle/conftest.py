@@ -8,7 +8,7 @@ import pytest
 
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 
 

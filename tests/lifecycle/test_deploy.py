@@ -19,7 +19,7 @@ from modelyard.deploy.diff import diff_manifests
 from modelyard.deploy.manifest import build_manifest, dump_manifest, load_manifest
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.policy import Policy
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.lifecycle.helpers import add_version
 

@@ -11,8 +11,9 @@ from modelyard.catalog.registry import Registry
 from modelyard.catalog.serving import resolve_for_serving
 from modelyard.config import Settings
 from modelyard.governance.policy import Policy
-from modelyard.intake.importer import open_blob_store
-from modelyard.store.database import MIGRATIONS_DIR, Database, make_engine
+from modelyard.store.blobs import open_blob_store
+from modelyard.store.database import Database, make_engine
+from modelyard.store.migrate import MIGRATIONS_DIR
 
 
 def test_existing_versions_stay_served(settings: Settings) -> None:

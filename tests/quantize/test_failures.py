@@ -18,7 +18,7 @@ from tests.factories import write_tiny_gguf
 def test_llama_cpp_failure_is_an_engine_fault_and_leaves_nothing(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
-    from modelyard.intake.importer import open_blob_store
+    from modelyard.store.blobs import open_blob_store
     from modelyard.store.database import Database
 
     db = Database(sqlite_settings.resolved_database_url)

@@ -15,7 +15,7 @@ from pathlib import Path
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from modelyard.tune.lora import TuneOutcome, run_lora
 from modelyard.tune.recipe import LoraRecipe

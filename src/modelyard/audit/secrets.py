@@ -19,27 +19,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from modelyard.atomic_write import create_new
 from modelyard.config import Settings
 from modelyard.errors import StoreFault
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 atomically (temp + fsync + rename); never overwrite."""
+    """Create ``path`` with mode 0600 atomically; never overwrite (another process's stays)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # fails if another process created it first
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
+    create_new(path, data, mode=0o600)
 
 
 def _read(path: Path) -> bytes:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from modelyard.atomic_write import write_text
 from modelyard.bench.results import LevelResult
 from modelyard.evaluate.charts import line_chart
-from modelyard.evaluate.report import write_atomic
 
 
 def charts(title: str, levels: Sequence[LevelResult]) -> list[str]:
@@ -46,12 +46,12 @@ def write_chart(path: Path, title: str, levels: Sequence[LevelResult]) -> None:
             f"</title></head><body style='font-family:system-ui,sans-serif'>"
             f"<h1>{escape(title)}</h1>{body}</body></html>\n"
         )
-        write_atomic(path, page)
+        write_text(path, page)
         return
     stacked = "".join(
         f'<g transform="translate(0,{index * 300})">{svg}</g>' for index, svg in enumerate(parts)
     )
-    write_atomic(
+    write_text(
         path,
         '<svg xmlns="http://www.w3.org/2000/svg" width="560" '
         f'height="{300 * len(parts)}">{stacked}</svg>\n',

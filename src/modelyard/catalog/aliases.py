@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from modelyard.catalog.audit_events import append_event
 from modelyard.catalog.lifecycle import aware
+from modelyard.catalog.names import validate_name
 from modelyard.catalog.rows import find_version, ref_of
 from modelyard.errors import Conflict, InvalidInput, NotFound
-from modelyard.intake.names import validate_name
 from modelyard.store.lifecycle_tables import AliasCanaryRow, AliasEventRow
 from modelyard.store.tables import AliasRow, ModelRow, ModelVersionRow, utcnow
 

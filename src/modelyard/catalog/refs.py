@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelyard.catalog.names import validate_name
 from modelyard.errors import InvalidInput
-from modelyard.intake.names import validate_name
 
 MAX_VERSION = 2**31 - 1
 """Versions are 32-bit integers in the database; a larger number is no version."""

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from modelyard.catalog.aliases import move_alias, remove_alias
 from modelyard.catalog.lifecycle import Stage, write_transition
+from modelyard.catalog.names import validate_name
 from modelyard.catalog.records import Alias, ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.refs import ModelRef, parse_ref
 from modelyard.catalog.rows import find_version, versions_of
 from modelyard.errors import Conflict, NotFound, StoreFault
-from modelyard.intake.names import validate_name
+from modelyard.identity import current_user
 from modelyard.store.blobs import BlobStore
 from modelyard.store.database import Database
 from modelyard.store.lifecycle_tables import AliasCanaryRow
@@ -67,12 +68,6 @@ def _record(row: ModelVersionRow, aliases: Iterable[str] = ()) -> ModelVersion:
 def version_record(row: ModelVersionRow, aliases: Iterable[str] = ()) -> ModelVersion:
     """The immutable record of a version row (for catalog modules working in a session)."""
     return _record(row, aliases)
-
-
-def _os_user() -> str:
-    from modelyard.intake.importer import current_user  # the importer depends on the registry
-
-    return current_user()
 
 
 class Registry:
@@ -213,13 +208,13 @@ class Registry:
         validate_name(alias, what="alias")
         with self.db.session() as session:
             row = self._find(session, parse_ref(ref_text))
-            state = move_alias(session, alias, row, actor=actor or _os_user())
+            state = move_alias(session, alias, row, actor=actor or current_user())
             assert state.updated_at is not None
             return Alias(alias, state.target, state.updated_at)
 
     def delete_alias(self, alias: str, *, actor: str | None = None) -> None:
         with self.db.session() as session:
-            remove_alias(session, alias, actor=actor or _os_user())
+            remove_alias(session, alias, actor=actor or current_user())
 
     # -- reading -------------------------------------------------------------------------
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
 
+from modelyard.atomic_write import open_text
 from modelyard.audit.erasure import erase_subject
 from modelyard.audit.log import AuditLog
 from modelyard.audit.query import Filter, export_lines, iter_records, show_record
@@ -149,18 +148,11 @@ def export_command(
         for line in lines:
             typer.echo(line, nl=False)
         return
-    tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
     count = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open_text(output, newline="") as handle:
+        for line in lines:
+            handle.write(line)
+            count += 1
     stderr().print(f"wrote {count - (fmt == 'csv')} records to {output}")
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import typer
 
 from modelyard.advisor.knowledge import load_knowledge_base
+from modelyard.atomic_write import write_text
 from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.cost.chargeback import GroupBy, UsageSource, chargeback
@@ -280,20 +279,6 @@ def parse_when(text: str, now: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 @app.command("report")
 def report_command(
     ctx: typer.Context,
@@ -350,7 +335,7 @@ def report_command(
         currency=profile.cost.currency,
     )
     if html is not None:
-        _write_atomic(html, render_html(report))
+        write_text(html, render_html(report))
         if not as_json:
             stderr().print(f"wrote {html}")
     if as_json:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from modelyard.cli.governed import ACTOR_OPTION, POLICY_OPTION, actor_of, write_text_atomic
+from modelyard.atomic_write import write_text
+from modelyard.cli.governed import ACTOR_OPTION, POLICY_OPTION, actor_of
 from modelyard.cli.output import print_json, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.deploy.apply import apply_manifest, manifest_digest
@@ -40,7 +41,7 @@ def export_command(
     if output is None:
         sys.stdout.write(text)
     else:
-        write_text_atomic(output, text)
+        write_text(output, text)
         stderr().print(f"wrote {output}: {len(manifest['models'])} model(s)")
 
 

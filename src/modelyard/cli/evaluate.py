@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from modelyard.atomic_write import write_text
 from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput
@@ -23,12 +24,11 @@ from modelyard.evaluate.report import (
     build_report,
     fmt,
     to_markdown,
-    write_atomic,
 )
 from modelyard.evaluate.report_files import write_report
 from modelyard.evaluate.runner import EvalRunner, EvalSpec
 from modelyard.evaluate.runs import RunRecord, RunStore
-from modelyard.intake.importer import current_user
+from modelyard.identity import current_user
 
 app = typer.Typer(help="Evaluate models on your own data; bias probes; compare runs.")
 
@@ -260,7 +260,7 @@ def bias_command(
         )
     if report is not None:
         categories = [(r.metric.removeprefix("bias:"), r.score or 0.0, r.details) for r in runs]
-        write_atomic(report, bias_markdown(runs[0].model_ref, categories))
+        write_text(report, bias_markdown(runs[0].model_ref, categories))
         stderr().print(f"wrote {report}")
     if as_json:
         print_json([r.to_json() for r in runs])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ POLICY_OPTION = typer.Option(
 def actor_of(actor: str | None) -> str:
     if actor is not None and not actor.strip():
         raise InvalidInput("--actor is empty", param="actor")
-    from modelyard.intake.importer import current_user
+    from modelyard.identity import current_user
 
     return actor.strip() if actor else current_user()
 
@@ -47,17 +46,3 @@ def parse_day(text: str | None, option: str) -> datetime | None:
     except ValueError:
         raise InvalidInput(f"{option} takes a date as YYYY-MM-DD, not {text!r}") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file all at once: a temp file beside it, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from modelyard.cli.runtime import Runtime
 from modelyard.governance.key_admin import create_scoped_key, describe_keys
 from modelyard.governance.keys import KeyStore
 from modelyard.governance.scopes import Limits, Scope, parse_expiry, split_list
-from modelyard.intake.importer import current_user
+from modelyard.identity import current_user
 
 app = typer.Typer(help="API keys for the gateway (deny by default).", no_args_is_help=True)
 

@@ -26,7 +26,7 @@ class Runtime:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        from modelyard.intake.importer import open_blob_store
+        from modelyard.store.blobs import open_blob_store
 
         self.settings.ensure_home()
         return open_blob_store(self.settings)

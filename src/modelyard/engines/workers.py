@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from modelyard.atomic_write import write_text
 from modelyard.catalog.records import ModelVersion
 from modelyard.engines.binary import ServerBinary
 from modelyard.engines.http_engine import EngineEndpoint, HTTPEngine
@@ -385,10 +385,7 @@ class WorkerPool:
     def _write_status(self, worker: Worker) -> None:
         path = self._status_dir / f"{worker.version.digest}.json"
         try:
-            self._status_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self._status(worker)), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text(path, json.dumps(self._status(worker)))
         except OSError as exc:
             log.warning("could not write the worker status of %s: %s", worker.ref, exc)
 

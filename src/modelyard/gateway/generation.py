@@ -24,6 +24,7 @@ from modelyard.gateway.pipeline import (
     Handler,
 )
 from modelyard.gateway.state import Gateway
+from modelyard.gateway.usage import choice_usage
 from modelyard.governance.keys import Principal
 
 DISCONNECT_POLL_S = 0.25
@@ -126,9 +127,9 @@ def metrics_layer(gateway: Gateway) -> Callable[[GenerationCall, Handler], Async
                 gateway.metrics.ttft.labels(model).observe(time.monotonic() - started)
                 first = False
             if isinstance(item.event, Finish):
-                if item.index % call.n == 0:
-                    gateway.metrics.tokens_in.labels(model).inc(item.event.prompt_tokens)
-                gateway.metrics.tokens_out.labels(model).inc(item.event.completion_tokens)
+                counted = choice_usage(item.index, call.n, item.event)
+                gateway.metrics.tokens_in.labels(model).inc(counted.prompt_tokens)
+                gateway.metrics.tokens_out.labels(model).inc(counted.completion_tokens)
             yield item
 
     return layer
@@ -196,11 +197,3 @@ async def collect_choices(
         if not task.done():
             task.cancel()
     return results
-
-
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }

@@ -41,6 +41,7 @@ from modelyard.gateway.pipeline import (
     GenerationCall,
     Handler,
 )
+from modelyard.gateway.usage import TokenUsage, choice_usage
 from modelyard.governance.limits import Limiter, Reservation, open_limiter
 from modelyard.governance.pii.analyzer import Analyzer
 from modelyard.governance.pii.policy import PiiBlocked, PiiGuard
@@ -244,6 +245,7 @@ class Governance:
         logged: dict[int, list[str]] = {}
         held: list[ChoiceEvent] = []
         passthrough = guard.policy == "off"
+        usage = TokenUsage()
         try:
             async for item in inner(call):
                 out = filters.setdefault(item.index, guard.output())
@@ -260,9 +262,7 @@ class Governance:
                 logged.setdefault(item.index, []).append(piece.to_log)
                 if piece.to_caller and not passthrough:
                     yield ChoiceEvent(item.index, TextDelta(piece.to_caller))
-                if item.index % call.n == 0:
-                    entry.prompt_tokens += event.prompt_tokens
-                entry.completion_tokens += event.completion_tokens
+                usage += choice_usage(item.index, call.n, event)
                 held.append(item)
             entry.status = 200
         except ModelyardError as exc:
@@ -276,7 +276,9 @@ class Governance:
             entry.details["error"] = type(exc).__name__
             raise
         finally:
-            used = entry.prompt_tokens + entry.completion_tokens
+            entry.prompt_tokens = usage.prompt_tokens
+            entry.completion_tokens = usage.completion_tokens
+            used = usage.total_tokens
             entry.latency_ms = int((time.monotonic() - started) * 1000)
             entry.response = _join(logged)
             if entry.status is None:

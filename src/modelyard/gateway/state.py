@@ -23,7 +23,7 @@ from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.pipeline import EmbeddingLayer, Layer
 from modelyard.governance.keys import KeyStore, Principal
 from modelyard.governance.scopes import Access
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from modelyard.store.lifecycle_tables import VersionStateRow
 from modelyard.store.tables import ModelVersionRow

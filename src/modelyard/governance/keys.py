@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from modelyard.catalog.names import validate_name
 from modelyard.errors import Conflict, NotFound, Unauthorized
-from modelyard.intake.names import validate_name
 from modelyard.store.database import Database
 from modelyard.store.keys_tables import ApiKeyRow
 from modelyard.store.tables import utcnow

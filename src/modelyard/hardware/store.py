@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from modelyard.atomic_write import write_text
+from modelyard.catalog.names import validate_name
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.hardware.profile import HardwareProfile
-from modelyard.intake.names import validate_name
 
 
 class ProfileStore:
@@ -24,24 +23,7 @@ class ProfileStore:
 
     def save(self, profile: HardwareProfile) -> Path:
         """Write atomically: temp file, fsync, rename, fsync the directory."""
-        path = self._path(profile.name)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{profile.name}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(profile.model_dump_json(indent=2))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return path
+        return write_text(self._path(profile.name), profile.model_dump_json(indent=2))
 
     def load(self, name: str) -> HardwareProfile:
         path = self._path(name)

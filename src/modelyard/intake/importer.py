@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
 import hashlib
 import json
 import os
@@ -33,16 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from modelyard.catalog.names import derive_name, validate_name
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import Conflict, InvalidInput, NotFound, StoreFault, UnsafeModel
+from modelyard.identity import current_user
 from modelyard.intake import licence
 from modelyard.intake.directory import ScannedFile, describe_directory, scan_directory
 from modelyard.intake.gguf_reader import inspect_gguf
-from modelyard.intake.names import derive_name, validate_name
 from modelyard.intake.safety import refuse_unsafe_name
-from modelyard.store.blobs import BlobStore, LandedBlob, ProgressCallback, StoredBlob
+from modelyard.store.blobs import LandedBlob, ProgressCallback, StoredBlob
 
 ProgressFactory = Callable[[str, int], ProgressCallback]
 """Given a label and a total byte count, returns the per-chunk progress callback."""
@@ -58,13 +58,6 @@ class ImportPlan:
     source: Path
     probe_timeout_s: float
     probe_memory_mb: int
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
 
 
 def plan_import(path: Path, name: str | None, settings: Settings) -> ImportPlan:
@@ -272,9 +265,3 @@ def import_path(
         progress=progress,
         refuse_duplicate=not new_version,
     )
-
-
-def open_blob_store(settings: Settings) -> BlobStore:
-    store = BlobStore(settings.blobs_dir)
-    store.clean_tmp()
-    return store

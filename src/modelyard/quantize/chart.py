@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from html import escape
 from pathlib import Path
 
+from modelyard.atomic_write import write_text
 from modelyard.quantize.report import QuantReport
 
 WIDTH, HEIGHT, PAD = 640, 400, 60
@@ -61,12 +60,4 @@ def render_svg(report: QuantReport) -> str:
 
 
 def write_chart(report: QuantReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_svg(report))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)  # a report for people to open, not a private file
-    os.replace(tmp, path)
-    return path
+    return write_text(path, render_svg(report), mode=0o644)  # a report for people to open

@@ -9,7 +9,7 @@ never a half-written blob under its final name.
 Intake uses the two halves apart: :meth:`BlobStore.land` copies into ``blobs/tmp`` (hashed,
 fsynced, read-only), the caller checks *that copy*, then :meth:`BlobStore.commit` renames it
 under its hash or :meth:`BlobStore.discard` removes it. :meth:`BlobStore.write_stream` is both
-at once, for bytes already trusted.
+at once, for bytes already trusted. :func:`open_blob_store` opens a home's store.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from modelyard.atomic_write import fsync_dir
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -115,7 +120,7 @@ class BlobStore:
             return StoredBlob(landed.sha256, landed.size_bytes, final, created=False)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(landed.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return StoredBlob(landed.sha256, landed.size_bytes, final, created=True)
 
     def discard(self, landed: LandedBlob) -> None:
@@ -171,14 +176,6 @@ class BlobStore:
         return {p.name for p in base.glob("*/*") if p.is_file()}
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -187,3 +184,10 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store of ``settings``' home, cleared of temp files whose writer is gone."""
+    store = BlobStore(settings.blobs_dir)
+    store.clean_tmp()
+    return store

@@ -1,8 +1,8 @@
 """Database connection, sessions and migrations.
 
 SQLite (the default) is opened in WAL mode with foreign keys on; PostgreSQL is reached with
-psycopg 3 (``postgresql+psycopg://…``). The schema is brought to the newest revision by
-Alembic whenever a :class:`Database` is opened.
+psycopg 3 (``postgresql+psycopg://…``). The schema is brought to the newest revision
+(:mod:`modelyard.store.migrate`) whenever a :class:`Database` is opened.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.errors import StoreFault
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+from modelyard.store.migrate import migrate
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,15 +35,6 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to every head revision (idempotent)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
 
 
 class Database:

@@ -7,13 +7,11 @@ Loading uses ``weights_only=True``: a checkpoint is tensors and numbers, never c
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelyard.atomic_write import open_binary
 from modelyard.errors import InvalidInput
 
 CHECKPOINT = "checkpoint.pt"
@@ -32,30 +30,19 @@ class Checkpoint:
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
     import torch
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / CHECKPOINT
-    fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(
-                {
-                    "step": checkpoint.step,
-                    "adapter": checkpoint.adapter,
-                    "optimizer": checkpoint.optimizer,
-                    "losses": checkpoint.losses,
-                    "tokens": checkpoint.tokens,
-                    "elapsed_s": checkpoint.elapsed_s,
-                },
-                handle,
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, final)
-        _fsync_dir(run_dir)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    with open_binary(final) as handle:
+        torch.save(
+            {
+                "step": checkpoint.step,
+                "adapter": checkpoint.adapter,
+                "optimizer": checkpoint.optimizer,
+                "losses": checkpoint.losses,
+                "tokens": checkpoint.tokens,
+                "elapsed_s": checkpoint.elapsed_s,
+            },
+            handle,
+        )
     return final
 
 
@@ -77,11 +64,3 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
         tokens=int(data["tokens"]),
         elapsed_s=float(data["elapsed_s"]),
     )
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

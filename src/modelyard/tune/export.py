@@ -14,8 +14,6 @@ The file is written to a temporary path, fsynced, and renamed into place.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelyard.atomic_write import temp_path
 from modelyard.tune.base_model import TensorLink
 from modelyard.tune.gguf_file import GGUFFile
 
@@ -59,39 +58,42 @@ def write_merged_gguf(
 ) -> Path:
     import gguf
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    writer = gguf.GGUFWriter(str(partial), base.architecture)
-    try:
-        for key, entry in base.metadata.items():
-            if key in SKIPPED_KEYS:
-                continue
-            sub = gguf.GGUFValueType(entry.sub_type) if entry.sub_type is not None else None
-            writer.add_key_value(key, entry.value, gguf.GGUFValueType(entry.type), sub)
-        writer.add_file_type(F16_FILE_TYPE)
-        for index, info in enumerate(base.tensors):
-            array = base.dequantized(info)
-            delta = deltas.get(info.name)
-            if delta is not None:
-                if delta.shape != array.shape:
-                    raise ValueError(f"{info.name}: delta {delta.shape} vs weight {array.shape}")
-                array = array + delta
-            stored = array.astype(np.float16) if array.ndim >= 2 else array.astype(np.float32)
-            writer.add_tensor(info.name, stored)
-            if progress is not None:
-                progress(index + 1, len(base.tensors) * 2)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file(progress=False)
-        writer.close()
-        with partial.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
-    except BaseException:
-        writer.close()
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        raise
+    with temp_path(target) as partial:
+        writer = gguf.GGUFWriter(str(partial), base.architecture)
+        try:
+            _write_tensors(writer, base, deltas, progress)
+        finally:
+            writer.close()
     if progress is not None:
         progress(len(base.tensors) * 2, len(base.tensors) * 2)
     return target
+
+
+def _write_tensors(
+    writer: Any,
+    base: GGUFFile,
+    deltas: Mapping[str, npt.NDArray[np.float32]],
+    progress: ProgressCallback | None,
+) -> None:
+    import gguf
+
+    for key, entry in base.metadata.items():
+        if key in SKIPPED_KEYS:
+            continue
+        sub = gguf.GGUFValueType(entry.sub_type) if entry.sub_type is not None else None
+        writer.add_key_value(key, entry.value, gguf.GGUFValueType(entry.type), sub)
+    writer.add_file_type(F16_FILE_TYPE)
+    for index, info in enumerate(base.tensors):
+        array = base.dequantized(info)
+        delta = deltas.get(info.name)
+        if delta is not None:
+            if delta.shape != array.shape:
+                raise ValueError(f"{info.name}: delta {delta.shape} vs weight {array.shape}")
+            array = array + delta
+        stored = array.astype(np.float16) if array.ndim >= 2 else array.astype(np.float32)
+        writer.add_tensor(info.name, stored)
+        if progress is not None:
+            progress(index + 1, len(base.tensors) * 2)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(progress=False)

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import platform
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from modelyard.atomic_write import temp_path, write_text
+from modelyard.catalog.names import validate_name
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput
 from modelyard.intake.importer import execute_import, plan_import
-from modelyard.intake.names import validate_name
 from modelyard.tune.base_model import check_supported, load_base_model
 from modelyard.tune.checkpoint import CHECKPOINT, load_checkpoint
 from modelyard.tune.data import Dataset, load_dataset
@@ -57,13 +57,7 @@ def run_dir_for(settings: Settings, recipe: LoraRecipe, base_digest: str, data_s
 
 
 def _write_json(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _data_record(dataset: Dataset) -> dict[str, Any]:
@@ -134,9 +128,8 @@ def save_adapter(model: Any, path: Path) -> None:
     """The trained LoRA matrices alone (safetensors), kept beside the run's config."""
     from safetensors.torch import save_file
 
-    partial = path.with_name(f".{path.name}.part")
-    save_file({k: v.contiguous() for k, v in adapter_state(model).items()}, str(partial))
-    os.replace(partial, path)
+    with temp_path(path) as partial:
+        save_file({k: v.contiguous() for k, v in adapter_state(model).items()}, str(partial))
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from modelyard.atomic_write import create_new
 from modelyard.errors import Conflict, InvalidInput, StoreFault
 
 CONFIG_NAME = "witness.json"
@@ -40,19 +40,8 @@ class Signer(Protocol):
 
 def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Create ``path`` atomically (temp + fsync + link); Conflict if it already exists."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError as exc:
-        raise Conflict(f"{path} already exists") from exc
-    finally:
-        tmp.unlink()
+    if not create_new(path, data, mode=mode):
+        raise Conflict(f"{path} already exists")
 
 
 class FileSigner:

@@ -15,7 +15,7 @@ from modelyard.engines.response_format import schema_for
 from modelyard.engines.tool_calls import parse_tool_calls
 from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
-from modelyard.gateway.generation import collect_choices, serve_model, usage
+from modelyard.gateway.generation import collect_choices, serve_model
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
 from modelyard.gateway.responses import chat_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
@@ -28,6 +28,7 @@ from modelyard.gateway.routes.common import (
 )
 from modelyard.gateway.schemas import ChatRequest
 from modelyard.gateway.sse import DONE, frame, sse_response
+from modelyard.gateway.usage import TokenUsage, choice_usage
 from modelyard.governance.keys import Principal
 
 router = APIRouter()
@@ -96,11 +97,10 @@ async def chat_completions(
         return sse_response(frames, headers)
     results = await collect_choices(events, body.n, request)
     choices = []
-    prompt_tokens = completion_tokens = 0
+    usage = TokenUsage()
     for index, result in enumerate(results):
         finish = result.finish or Finish("stop", 0, 0)
-        prompt_tokens = finish.prompt_tokens
-        completion_tokens += finish.completion_tokens
+        usage += choice_usage(index, body.n, finish)
         text = "".join(result.text)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         reason: str = finish.reason
@@ -116,7 +116,7 @@ async def chat_completions(
             }
         )
     payload = completion_payload(
-        "chat.completion", completion_id, version, choices, usage(prompt_tokens, completion_tokens)
+        "chat.completion", completion_id, version, choices, usage.to_json()
     )
     return JSONResponse(payload, headers=headers)
 
@@ -153,12 +153,11 @@ async def _stream(
                 }
             ]
         )
-    prompt_tokens = completion_tokens = 0
+    usage = TokenUsage()
     async for item in events:
         event = item.event
         if isinstance(event, Finish):
-            prompt_tokens = event.prompt_tokens
-            completion_tokens += event.completion_tokens
+            usage += choice_usage(item.index, body.n, event)
             yield chunk(
                 [
                     {
@@ -182,5 +181,5 @@ async def _stream(
             ]
         )
     if include_usage:
-        yield chunk([], usage=usage(prompt_tokens, completion_tokens))
+        yield chunk([], usage=usage.to_json())
     yield DONE

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from modelyard.engines.base import Finish
 from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
-from modelyard.gateway.generation import collect_choices, serve_model, usage
+from modelyard.gateway.generation import collect_choices, serve_model
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
 from modelyard.gateway.responses import completion_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
@@ -24,6 +24,7 @@ from modelyard.gateway.routes.common import (
 )
 from modelyard.gateway.schemas import CompletionRequest
 from modelyard.gateway.sse import DONE, frame, sse_response
+from modelyard.gateway.usage import TokenUsage, choice_usage
 from modelyard.governance.keys import Principal
 
 router = APIRouter()
@@ -68,12 +69,10 @@ async def completions(
         return sse_response(frames, headers)
     results = await collect_choices(events, count, request)
     choices = []
-    prompt_tokens = completion_tokens = 0
+    usage = TokenUsage()
     for index, result in enumerate(results):
         finish = result.finish or Finish("stop", 0, 0)
-        if index % body.n == 0:
-            prompt_tokens += finish.prompt_tokens
-        completion_tokens += finish.completion_tokens
+        usage += choice_usage(index, body.n, finish)
         prefix = prompts[index // body.n] if body.echo else ""
         logprobs = None
         if body.logprobs is not None:
@@ -87,7 +86,7 @@ async def completions(
             }
         )
     payload = completion_payload(
-        "text_completion", completion_id, version, choices, usage(prompt_tokens, completion_tokens)
+        "text_completion", completion_id, version, choices, usage.to_json()
     )
     return JSONResponse(payload, headers=headers)
 
@@ -119,13 +118,11 @@ async def _stream(
         for index in range(count):
             text = prompts[index // body.n]
             yield chunk([{"index": index, "text": text, "logprobs": None, "finish_reason": None}])
-    prompt_tokens = completion_tokens = 0
+    usage = TokenUsage()
     async for item in events:
         event = item.event
         if isinstance(event, Finish):
-            if item.index % body.n == 0:
-                prompt_tokens += event.prompt_tokens
-            completion_tokens += event.completion_tokens
+            usage += choice_usage(item.index, body.n, event)
             yield chunk(
                 [{"index": item.index, "text": "", "logprobs": None, "finish_reason": event.reason}]
             )
@@ -135,5 +132,5 @@ async def _stream(
             [{"index": item.index, "text": event.text, "logprobs": logprobs, "finish_reason": None}]
         )
     if include_usage:
-        yield chunk([], usage=usage(prompt_tokens, completion_tokens))
+        yield chunk([], usage=usage.to_json())
     yield DONE

@@ -15,6 +15,7 @@ from modelyard.gateway.generation import embedding_handler, serve_model
 from modelyard.gateway.pipeline import EmbeddingCall, compose_embeddings
 from modelyard.gateway.routes.common import gateway_of, response_headers
 from modelyard.gateway.schemas import EmbeddingRequest
+from modelyard.gateway.usage import TokenUsage
 from modelyard.governance.keys import Principal
 
 router = APIRouter()
@@ -59,6 +60,6 @@ async def embeddings(
             for i, v in enumerate(result.vectors)
         ],
         "model": served.version.ref,
-        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        "usage": TokenUsage(result.prompt_tokens).embeddings_json(),
     }
     return JSONResponse(payload, headers=response_headers(request, served.headers))

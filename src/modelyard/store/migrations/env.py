@@ -8,7 +8,7 @@ from modelyard.store.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("modelyard runs its migrations through modelyard.store.database.migrate")
+    raise RuntimeError("modelyard runs its migrations through modelyard.store.migrate.migrate")
 
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():

@@ -1,14 +1,14 @@
 """Lifecycle: version stages, stage transitions, alias canaries and events, advisories.
 
 Revision ID: 0003_lifecycle
-Revises: 0001_registry
+Revises: 0002_keys
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_lifecycle"
-down_revision = "0001_registry"
+down_revision = "0002_keys"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Evaluation runs (the evidence lifecycle gates read).
 
 Revision ID: 0004_evaluation
-Revises: 0001_registry
+Revises: 0003_lifecycle
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_evaluation"
-down_revision = "0001_registry"
+down_revision = "0003_lifecycle"
 branch_labels = None
 depends_on = None
 

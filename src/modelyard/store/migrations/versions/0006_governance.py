@@ -1,14 +1,14 @@
 """Governance: teams, key policies, the hash-chained audit log and data-subject keys.
 
 Revision ID: 0006_governance
-Revises: 0001_registry
+Revises: 0004_evaluation
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_governance"
-down_revision = "0001_registry"
+down_revision = "0004_evaluation"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Per-row results of evaluation runs (what makes a run resumable).
 
 Revision ID: 0008_eval_rows
-Revises: 0004_evaluation
+Revises: 0006_governance
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_eval_rows"
-down_revision = "0004_evaluation"
+down_revision = "0006_governance"
 branch_labels = None
 depends_on = None
 

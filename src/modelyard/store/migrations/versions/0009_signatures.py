@@ -1,14 +1,14 @@
 """Signature bundles and trial loads of model versions.
 
 Revision ID: 0009_signatures
-Revises: 0001_registry
+Revises: 0008_eval_rows
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_signatures"
-down_revision = "0001_registry"
+down_revision = "0008_eval_rows"
 branch_labels = None
 depends_on = None
 

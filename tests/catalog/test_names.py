@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from modelyard.catalog.names import derive_name, validate_name
 from modelyard.catalog.refs import ModelRef, parse_ref
 from modelyard.errors import InvalidInput
-from modelyard.intake.names import derive_name, validate_name
 
 
 @pytest.mark.parametrize("name", ["a", "gemma3-270m", "llama-3.2-1b.q4_k_m", "x" * 64])
