@@ -117,6 +117,23 @@ def test_gguf_template_is_rendered_in_the_sandbox() -> None:
     assert chat.prompt == "[user]x[assistant]"
 
 
+def test_templates_may_use_loop_controls() -> None:
+    """HF chat templates use ``{% break %}`` / ``{% continue %}`` (jinja's loopcontrols)."""
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}"
+        "[{{ m['role'] }}]{{ m['content'] }}{% if loop.index > 2 %}{% break %}{% endif %}"
+        "{% endfor %}"
+    )
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+    chat = render_chat({"chat_template": template}, messages)
+    assert chat.prompt == "[user]a[assistant]b"
+
+
 @pytest.mark.parametrize(
     "template",
     [

@@ -10,6 +10,7 @@ from modelyard.config import Settings
 from modelyard.intake.default_model import import_default
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_import_default_model(registry: Registry, settings: Settings) -> None:
     version, created = import_default(registry, settings)

@@ -74,6 +74,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> CLI:
     return CLI(tmp_path / "home", monkeypatch, capsys)
 
 
+@pytest.mark.slow
 def test_default_import_is_production_and_other_imports_are_registered(tmp_path: Path) -> None:
     """The installed command in a subprocess, on the real bundled model."""
     env = {**os.environ, "MODELYARD_HOME": str(tmp_path / "home")}
@@ -97,7 +98,7 @@ def test_default_import_is_production_and_other_imports_are_registered(tmp_path:
     assert stages == {"gemma3-270m@1": "production", "tiny@1": "registered"}
     history = run("models", "history", "gemma3-270m")
     assert [h["to"] for h in history] == ["registered", "candidate", "approved", "production"]
-    assert history[-1]["reason"] == "bundled default"
+    assert history[-1]["reason"] == "bundled model"
 
 
 def test_policy_check_promote_four_eyes_and_card(cli: CLI, tmp_path: Path) -> None:

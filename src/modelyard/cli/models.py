@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from modelyard.atomic_write import write_text
 from modelyard.catalog.records import ModelVersion
 from modelyard.cli.governed import (
     ACTOR_OPTION,
@@ -16,7 +17,6 @@ from modelyard.cli.governed import (
     actor_of,
     lifecycle,
     parse_day,
-    write_text_atomic,
 )
 from modelyard.cli.output import (
     byte_progress,
@@ -46,7 +46,12 @@ def import_command(
     path: Path | None = typer.Argument(None, help="A .gguf file or a safetensors model directory."),
     name: str | None = typer.Option(None, "--name", help="Model name (default: from the file)."),
     default: bool = typer.Option(
-        False, "--default", help="Import the bundled default model (Gemma 3 270M)."
+        False, "--default", help="Import the bundled default model (Gemma 3 270M) alone."
+    ),
+    bundled: bool = typer.Option(
+        False,
+        "--bundled",
+        help="Import the bundled models (gemma3-270m, smollm2-135m, minilm) not yet registered.",
     ),
     new_version: bool = typer.Option(
         False,
@@ -56,18 +61,24 @@ def import_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Import a model into the store: verified, hashed, refused if unsafe. The same file
-    twice under one name is refused unless --new-version."""
-    from modelyard.intake.default_model import import_default
+    twice under one name is refused unless --new-version. Bundled models are placed in
+    production; a bundled model already registered is left as it is."""
+    from modelyard.intake.bundled import import_bundled
+    from modelyard.intake.default_model import DEFAULT_MODEL_NAME
     from modelyard.intake.importer import import_path
 
     runtime = _runtime(ctx)
-    if default == (path is not None):
-        raise InvalidInput("give either a PATH or --default")
+    if sum((default, bundled, path is not None)) != 1:
+        raise InvalidInput("give one of a PATH, --default or --bundled")
+    if (default or bundled) and (name is not None or new_version):
+        raise InvalidInput("--name and --new-version apply to a PATH, not to bundled models")
     with byte_progress(enabled=not as_json) as progress:
-        if default:
-            version, created = import_default(runtime.registry, runtime.settings, progress=progress)
+        if path is None:
+            names = (DEFAULT_MODEL_NAME,) if default else None
+            results = import_bundled(
+                runtime.registry, runtime.settings, progress=progress, names=names
+            )
         else:
-            assert path is not None
             version = import_path(
                 path,
                 runtime.registry,
@@ -76,12 +87,14 @@ def import_command(
                 progress=progress,
                 new_version=new_version,
             )
-            created = True
+            results = [(version, True)]
     if as_json:
-        print_json({**version.to_json(), "created": created})
+        rows = [{**version.to_json(), "created": created} for version, created in results]
+        print_json(rows if bundled else rows[0])
         return
-    verb = "imported" if created else "already registered:"
-    stderr().print(f"{verb} [bold]{version.ref}[/] sha256:{version.digest[:12]}")
+    for version, created in results:
+        verb = "imported" if created else "already registered:"
+        stderr().print(f"{verb} [bold]{version.ref}[/] sha256:{version.digest[:12]}")
 
 
 @app.command("list")
@@ -321,7 +334,7 @@ def card_command(
     if output is None:
         sys.stdout.write(text)
         return
-    write_text_atomic(output, text)
+    write_text(output, text)
     stderr().print(f"wrote {output}")
 
 

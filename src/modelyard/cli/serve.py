@@ -1,21 +1,23 @@
 """``modelyard serve``: the OpenAI-compatible gateway.
 
-On first start it imports the bundled default model when the registry is empty, and creates
-an admin key when there is none, printing it once (it is stored only as a hash and never
-logged).
+On first start (an empty registry) it imports the bundled models (:mod:`modelyard.intake.bundled`)
+and says what each is for; it creates an admin key when there is none, printing it once (it is
+stored only as a hash and never logged).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import typer
 
 from modelyard.cli.output import byte_progress, stderr, stdout
 from modelyard.cli.runtime import Runtime
+from modelyard.errors import Conflict, InvalidInput
 from modelyard.governance.keys import KeyStore
-from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import current_user
+from modelyard.identity import current_user
 
 FIRST_KEY_NAME = "admin"
 
@@ -23,11 +25,7 @@ FIRST_KEY_NAME = "admin"
 def _prepare(runtime: Runtime) -> None:
     console = stderr()
     if runtime.registry.is_empty():
-        console.print("registry is empty: importing the bundled default model…")
-        with byte_progress() as progress:
-            version, _ = import_default(runtime.registry, runtime.settings, progress=progress)
-        _place_in_production(runtime, version.ref)
-        console.print(f"imported {version.ref}")
+        _import_bundled(runtime)
     keys = KeyStore(runtime.db)
     if keys.count_active() == 0:
         name = FIRST_KEY_NAME
@@ -43,18 +41,36 @@ def _prepare(runtime: Runtime) -> None:
         stdout().print(f"\n    {plaintext}\n", markup=False, highlight=False)
 
 
-def _place_in_production(runtime: Runtime, ref: str) -> None:
-    """The bundled default is served as soon as it is imported (recorded as a transition)."""
-    from modelyard.catalog.lifecycle import Stage
-    from modelyard.catalog.promotion import place
+def _import_bundled(runtime: Runtime) -> None:
+    """First run (an empty registry): import the bundled models, each placed in production
+    (recorded as a transition), and say what each is for and how to add a bigger model."""
+    from modelyard.errors import ModelyardError
+    from modelyard.intake.bundled import BUNDLED, import_one
 
-    place(
-        runtime.registry,
-        ref,
-        Stage.PRODUCTION,
-        actor=current_user(),
-        reason="bundled default model, placed in production by the first `modelyard serve`",
-    )
+    console = stderr()
+    console.print("registry is empty: importing the bundled models…")
+    imported = []
+    with byte_progress() as progress:
+        for spec in BUNDLED:
+            try:
+                version, _ = import_one(runtime.registry, runtime.settings, spec, progress=progress)
+            except ModelyardError:
+                console.print(
+                    f"importing {spec.name} failed; once fixed, `modelyard models import "
+                    "--bundled` imports the bundled models still missing",
+                    markup=False,
+                )
+                raise
+            imported.append((version.ref, spec))
+    width = max(len(ref) for ref, _ in imported)
+    lines = [f"imported {len(imported)} bundled models, placed in production:"]
+    lines += [f"  {ref:<{width}}  {spec.purpose}: {spec.title}" for ref, spec in imported]
+    lines += [
+        "They are small, for trying modelyard out. To serve a bigger instruct GGUF you have:",
+        "  modelyard models import ./model.gguf --name NAME",
+        '  modelyard models promote NAME@1 --to production --reason "…"',
+    ]
+    console.print("\n".join(lines), markup=False, highlight=False)
 
 
 def serve_command(
@@ -71,23 +87,57 @@ def serve_command(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     runtime: Runtime = ctx.obj
-    _prepare(runtime)
-    settings = runtime.settings
-    runtime.close()
-    app = create_app(settings)
-    stderr().print(app.state.gateway.workers.describe(), markup=False)
-    stderr().print(f"modelyard gateway on http://{host}:{port}/v1")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        # httptools (C) parses and frames HTTP with less CPU per streamed chunk than h11;
-        # header limits are ours (431 from the app). The loop stays asyncio's: engine
-        # workers are started with user/group switching, which uvloop does not offer.
-        http="httptools",
-        loop="asyncio",
-        log_level="info",
-        # every handler redacts credentials (query strings, bearer tokens, keys)
-        log_config=logging_config(),
-        timeout_graceful_shutdown=5,
-    )
+    # Bound first (a taken port fails before any model is imported) and by this process, so
+    # that --port 0 names the port it really got; it listens only once the app has started.
+    sock = _bind(host, port)
+    try:
+        _prepare(runtime)
+        settings = runtime.settings
+        runtime.close()
+        app = create_app(settings)
+        stderr().print(app.state.gateway.workers.describe(), markup=False)
+        stderr().print(
+            f"modelyard gateway on {_url(host, sock.getsockname()[1])}/v1",
+            markup=False,
+            highlight=False,
+        )
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            # httptools (C) parses and frames HTTP with less CPU per streamed chunk than h11;
+            # header limits are ours (431 from the app). The loop stays asyncio's: engine
+            # workers are started with user/group switching, which uvloop does not offer.
+            http="httptools",
+            loop="asyncio",
+            log_level="info",
+            # every handler redacts credentials (query strings, bearer tokens, keys)
+            log_config=logging_config(),
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening, not inherited by workers)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc}", param="host") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        error = Conflict if exc.errno == errno.EADDRINUSE else InvalidInput
+        raise error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -33,9 +33,13 @@ def _training_progress(enabled: bool) -> Iterator[StepCallback]:
     task = progress.add_task("train", total=None, loss="-", speed="-")
 
     every = 0
+    started = False  # the bar appears with the first step: a refused run shows none
 
     def on_step(report: StepReport) -> None:
-        nonlocal every
+        nonlocal every, started
+        if not started:
+            progress.start()
+            started = True
         progress.update(
             task,
             completed=report.step,
@@ -51,8 +55,11 @@ def _training_progress(enabled: bool) -> Iterator[StepCallback]:
                     f"{report.tokens_per_s:.1f} tok/s"
                 )
 
-    with progress:
+    try:
         yield on_step
+    finally:
+        if started:
+            progress.stop()
 
 
 @app.command("lora")

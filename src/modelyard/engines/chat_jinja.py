@@ -117,7 +117,13 @@ def render_template_parts(
 
     Runs in the caller's thread with only the size bounds; callers that face untrusted
     templates go through :class:`modelyard.engines.template_sandbox.TemplateRenderer`."""
-    env = BoundedSandbox(max_chars=max_output_chars, trim_blocks=True, lstrip_blocks=True)
+    env = BoundedSandbox(
+        max_chars=max_output_chars,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # {% break %} / {% continue %}: chat templates written for HF transformers use them
+        extensions=["jinja2.ext.loopcontrols"],
+    )
     env.globals["raise_exception"] = _raise_exception
     now = now or datetime.now(UTC)  # one clock for both renders
     env.globals["strftime_now"] = now.strftime
