@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -30,11 +30,22 @@ HEAVY_FIXTURES = frozenset(
 one, directly or through another fixture, is ``slow``."""
 
 
+def _is_slow(item: pytest.Item) -> bool:
+    """The fast loop (``pytest -m "not slow"``) keeps in-process tests on SQLite. Slow are: the
+    fuzzers; tests using a heavy fixture; the PostgreSQL twin of every test that runs on both
+    databases (the SQLite twin stays, so each behaviour is still checked); and, marked in their
+    files, tests that start a gateway or the real model themselves or run the ``modelyard``
+    command more than once in a subprocess."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    on_postgresql = callspec is not None and callspec.params.get("database_url") == "postgresql"
+    return bool(fixtures & HEAVY_FIXTURES) or on_postgresql or item.nodeid.startswith("tests/fuzz/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark slow tests: ``pytest -m "not slow"`` is the fast loop; ``make test`` runs all."""
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & HEAVY_FIXTURES or item.nodeid.startswith("tests/fuzz/"):
+        if _is_slow(item):
             item.add_marker(pytest.mark.slow)
 
 

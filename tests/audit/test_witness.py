@@ -449,6 +449,7 @@ def token_root() -> Iterator[Path]:
     shutil.rmtree(root)
 
 
+@pytest.mark.slow
 def test_pkcs11_witness(
     audit_db: Database, settings: Settings, tmp_path: Path, token_root: Path
 ) -> None:

@@ -109,6 +109,7 @@ def test_summaries_and_events() -> None:
     assert make_prompt(10, salt=1) != make_prompt(10, salt=2)
 
 
+@pytest.mark.slow
 def test_cli_against_http_writes_json_and_chart(tmp_path: Path) -> None:
     state = ServerState()
     chart = tmp_path / "bench.svg"

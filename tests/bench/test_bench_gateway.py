@@ -3,58 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from tests.harness import serve_env, serving_gateway
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, dict[str, str]]]:
     home = tmp_path_factory.mktemp("gateway-home")
-    env = {**os.environ, "MODELYARD_HOME": str(home), "COLUMNS": "200"}
-    env.pop("MODELYARD_DATABASE_URL", None)
+    env = serve_env(home, {"COLUMNS": "200"})
     created = subprocess.run(
         [sys.executable, "-m", "modelyard", "keys", "create", "bench", "--json"],
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     key = json.loads(created.stdout)["key"]
-    port = free_port()
-    log = (home / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert server.poll() is None, (home / "serve.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "modelyard serve did not become healthy"
-            time.sleep(0.5)
+    with serving_gateway(home, home / "serve.log") as url:
         yield f"{url}/v1", key, env
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
 
 
 def bench(url: str, key: str, env: dict[str, str], *extra: str) -> dict:  # type: ignore[type-arg]

@@ -19,6 +19,7 @@ def cli(tmp_path: Path) -> CLI:
     return CLI(tmp_path / "home")
 
 
+@pytest.mark.slow
 def test_import_list_show_rm(cli: CLI, tmp_path: Path) -> None:
     source = write_tiny_gguf(tmp_path / "tiny.gguf")
     imported = json.loads(cli("models", "import", str(source), "--json").stdout)
@@ -41,6 +42,7 @@ def test_import_list_show_rm(cli: CLI, tmp_path: Path) -> None:
     assert json.loads(cli("models", "list", "--json").stdout) == []
 
 
+@pytest.mark.slow
 def test_bad_imports_exit_non_zero_with_a_message(cli: CLI, tmp_path: Path) -> None:
     pickled = tmp_path / "model.pt"
     pickled.write_bytes(b"\x80\x04.")
@@ -50,11 +52,12 @@ def test_bad_imports_exit_non_zero_with_a_message(cli: CLI, tmp_path: Path) -> N
     result = cli("models", "import", str(pickled), "--name", "../x", ok=False)
     assert result.returncode == 1 and "invalid model name" in result.stderr
     result = cli("models", "import", ok=False)
-    assert result.returncode == 1 and "either a PATH or --default" in result.stderr
+    assert result.returncode == 1 and "give one of a PATH, --default or --bundled" in result.stderr
     assert cli("models", "show", "ghost", ok=False).returncode == 1
     assert json.loads(cli("models", "list", "--json").stdout) == []
 
 
+@pytest.mark.slow
 def test_default_model_run_is_reproducible(cli: CLI) -> None:
     imported = json.loads(cli("models", "import", "--default", "--json").stdout)
     assert imported["ref"] == "gemma3-270m@1"
@@ -104,6 +107,7 @@ def test_quantize_help_shows_the_type_option(cli: CLI) -> None:
     assert "NAME[@N]" in shown
 
 
+@pytest.mark.slow
 def test_importing_the_same_file_twice_needs_new_version(cli: CLI, tmp_path: Path) -> None:
     source = write_tiny_gguf(tmp_path / "tiny.gguf")
     cli("models", "import", str(source))
@@ -116,6 +120,7 @@ def test_importing_the_same_file_twice_needs_new_version(cli: CLI, tmp_path: Pat
     assert second["ref"] == "tiny@2" and second["created"] is True
 
 
+@pytest.mark.slow
 def test_models_list_keeps_long_names_whole_in_80_columns(cli: CLI, tmp_path: Path) -> None:
     name = "clinic-notes-summariser-for-the-night-shift"
     cli("models", "import", str(write_tiny_gguf(tmp_path / "t.gguf")), "--name", name)
@@ -128,6 +133,7 @@ def test_models_list_keeps_long_names_whole_in_80_columns(cli: CLI, tmp_path: Pa
     assert "CREATED" in wide.stdout and "left out" not in wide.stderr
 
 
+@pytest.mark.slow
 def test_run_prints_no_llama_cpp_log_lines(cli: CLI) -> None:
     cli("models", "import", "--default")
     result = cli("run", "gemma3-270m", "Hi", "--max-tokens", "2")

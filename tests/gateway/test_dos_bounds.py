@@ -26,7 +26,8 @@ from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import place
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.intake.importer import import_path, open_blob_store
+from modelyard.intake.importer import import_path
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.gateway.conftest import Server, second_server
 

@@ -76,6 +76,7 @@ def test_names_are_unique_and_validated(keys: KeyStore) -> None:
         keys.revoke("nobody")
 
 
+@pytest.mark.slow
 def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     env = {**os.environ, "MODELYARD_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
     env.pop("MODELYARD_DATABASE_URL", None)

@@ -22,7 +22,7 @@ from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import place
 from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.catalog.attest import register_file
 from tests.factories import write_gguf_with_duplicate_vocab

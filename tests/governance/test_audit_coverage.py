@@ -34,6 +34,8 @@ from modelyard.store.database import Database
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.governance.serving import Proc, start
 
+pytestmark = pytest.mark.slow
+
 RUN = uuid.uuid4().hex[:8]
 EOS_BAN = {"1": -100, "106": -100, "212": -100}
 """logit_bias that bans Gemma's end-of-sequence and end-of-turn tokens: long generations."""

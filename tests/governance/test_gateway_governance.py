@@ -26,9 +26,11 @@ from modelyard.config import Settings
 from modelyard.governance.key_admin import create_scoped_key
 from modelyard.governance.scopes import Limits, Scope
 from modelyard.governance.teams import Teams
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.governance.serving import Proc, start
+
+pytestmark = pytest.mark.slow
 
 RUN = uuid.uuid4().hex[:8]  # Redis counters outlive a test run: names are unique per run
 REDIS = {

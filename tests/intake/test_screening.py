@@ -318,6 +318,7 @@ def test_overlapping_gguf_tensors_are_refused(
     _refused(registry, settings, path, "overlap")
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_smuggled_pickle_and_a_json_bomb(tmp_path: Path) -> None:
     """The real command: exit 1, one line naming every refused file, nothing stored."""
     root = make_hf_directory(tmp_path / "smuggled")

@@ -4,17 +4,13 @@ then retirement (410) and a blocking advisory (503) take effect on the next requ
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import DEVNULL
 
-import httpx
 import openai
 import pytest
 
@@ -28,8 +24,10 @@ from modelyard.config import Settings
 from modelyard.governance.keys import KeyStore
 from modelyard.governance.policy import Policy
 from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import import_path, open_blob_store
+from modelyard.intake.importer import import_path
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
+from tests.harness import serving_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +36,6 @@ pytestmark = pytest.mark.slow
 class Answer:
     started: float
     model: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -83,27 +75,8 @@ def end_of_life(client: openai.OpenAI, registry: Registry, settings: Settings) -
 
 def test_alias_switch_under_load_fails_no_request(home: tuple[Settings, Registry, str]) -> None:
     settings, registry, key = home
-    port = _free_port()
-    env = {**os.environ, "MODELYARD_HOME": str(settings.home), "MODELYARD_N_THREADS": "1"}
-    env.pop("MODELYARD_DATABASE_URL", None)
-    log = (settings.home / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, (settings.home / "serve.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the gateway did not become healthy"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    env = {"MODELYARD_N_THREADS": "1"}
+    with serving_gateway(settings.home, settings.home / "serve.log", env, stdout=DEVNULL) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
         answers: list[Answer] = []
         errors: list[BaseException] = []
@@ -135,10 +108,6 @@ def test_alias_switch_under_load_fails_no_request(home: tuple[Settings, Registry
             thread.join()
         end_of_life(client, registry, settings)
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
     assert errors == []
     before = {a.model for a in answers if a.started < switched}
     after = {a.model for a in answers if a.started > switched}

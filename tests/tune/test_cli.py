@@ -15,10 +15,12 @@ from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.intake.default_model import import_default
-from modelyard.intake.importer import open_blob_store
+from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from modelyard.tune.lora import run_lora
 from tests.tune.tuned import TICKETS, chat_rows, make_recipe
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
