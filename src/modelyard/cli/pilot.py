@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from modelyard.cli.output import print_json, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput
 from modelyard.evaluate.metrics import KINDS
+from modelyard.evaluate.pilot import parse_models, plan_pilot, run_pilot
 from modelyard.evaluate.report import DEFAULT_PRICE_PER_HOUR, build_report, to_markdown
 from modelyard.evaluate.report_files import write_report
 from modelyard.evaluate.runner import EvalSpec
@@ -35,25 +35,27 @@ def pilot_run_command(
     title: str = typer.Option("Pilot", "--title"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Evaluate each model on the data and write one Markdown + HTML report."""
+    """Evaluate each model on the data and write one Markdown + HTML report. Every input is
+    checked first: any problem stops the pilot before a model runs."""
     runtime: Runtime = ctx.obj
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise InvalidInput("--models names no model", param="models")
+    schema_value, schema_problem = None, None
+    try:
+        schema_value = load_schema(schema)
+    except InvalidInput as exc:
+        schema_problem = exc.message
     spec = EvalSpec(
-        model=names[0],
+        model="",
         data=data,
         metric=metric,
         suite=f"pilot:{title}",
         max_tokens=max_tokens,
         stop=tuple(stop),
-        schema=load_schema(schema),
+        schema=schema_value,
     )
-    runner = make_runner(runtime)
-    runs = []
-    for name in names:
-        with row_progress(f"pilot {name}") as progress:
-            runs.append(runner.run(replace(spec, model=name), progress))
+    plan = plan_pilot(
+        runtime.registry, parse_models(models), spec, out, schema_problem=schema_problem
+    )
+    runs = run_pilot(make_runner(runtime), plan, lambda name: row_progress(f"pilot {name}"))
     report = build_report(title, runs, price_per_hour)
     markdown, html = write_report(report, out)
     stderr().print(f"wrote {markdown} and {html}")
