@@ -106,7 +106,7 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[Registry]:
     db = Database(settings.resolved_database_url)
-    yield Registry(db, open_blob_store(settings))
+    yield Registry(db, open_blob_store(settings), settings)
     db.close()
 
 

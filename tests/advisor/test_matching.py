@@ -20,7 +20,7 @@ def test_imported_default_model_matches_gemma_3_270m(
 
     db = Database(sqlite_settings.resolved_database_url)
     try:
-        registry = Registry(db, open_blob_store(sqlite_settings))
+        registry = Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
         version = import_path(default_gguf, registry, sqlite_settings, name="gemma3-270m")
         match = match_version(version.metadata, load_knowledge_base())
         assert match is not None

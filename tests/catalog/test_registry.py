@@ -32,14 +32,14 @@ def test_bare_name_is_newest(two_versions: Registry) -> None:
 
 
 def test_alias_blocks_removal_until_moved(two_versions: Registry) -> None:
-    two_versions.set_alias("chat", "m@1")
+    two_versions.set_alias("chat", "m@1", actor="tests")
     assert two_versions.resolve("chat").ref == "m@1"
     assert two_versions.get("m@1").aliases == ("chat",)
     with pytest.raises(Conflict, match="alias chat"):
-        two_versions.remove("m@1")
-    two_versions.set_alias("chat", "m@2")
+        two_versions.remove("m@1", actor="tests")
+    two_versions.set_alias("chat", "m@2", actor="tests")
     assert two_versions.resolve("chat").ref == "m@2"
-    removed = two_versions.remove("m@1")
+    removed = two_versions.remove("m@1", actor="tests")
     assert [v.ref for v in removed] == ["m@1"]
     assert [v.ref for v in two_versions.list_versions()] == ["m@2"]
 
@@ -47,10 +47,10 @@ def test_alias_blocks_removal_until_moved(two_versions: Registry) -> None:
 def test_removing_last_reference_frees_the_blob(two_versions: Registry) -> None:
     first, second = two_versions.list_versions("m")
     assert two_versions.blobs.exists(first.digest)
-    two_versions.remove("m@1")
+    two_versions.remove("m@1", actor="tests")
     assert not two_versions.blobs.exists(first.digest)
     assert two_versions.blobs.exists(second.digest)
-    two_versions.remove("m", all_versions=True)
+    two_versions.remove("m", all_versions=True, actor="tests")
     assert not two_versions.blobs.exists(second.digest)
     assert two_versions.list_versions() == []
 
@@ -61,9 +61,9 @@ def test_shared_blob_survives_until_last_version_goes(
     source = write_tiny_gguf(tmp_path / "s.gguf")
     a = import_path(source, registry, settings, name="a")
     import_path(source, registry, settings, name="b")
-    registry.remove("a")
+    registry.remove("a", actor="tests")
     assert registry.blobs.exists(a.digest)
-    registry.remove("b")
+    registry.remove("b", actor="tests")
     assert not registry.blobs.exists(a.digest)
 
 
@@ -79,7 +79,7 @@ def test_directory_versions_share_file_blobs(
     assert v1.digest != v2.digest
     shared = {f.sha256 for f in v1.files} & {f.sha256 for f in v2.files}
     assert len(shared) == 4  # everything but the README
-    registry.remove("d@1")
+    registry.remove("d@1", actor="tests")
     for sha in shared:
         assert registry.blobs.exists(sha)
 
@@ -95,11 +95,11 @@ def test_versions_are_immutable(two_versions: Registry) -> None:
 
 def test_alias_name_rules(two_versions: Registry) -> None:
     with pytest.raises(InvalidInput):
-        two_versions.set_alias("Bad Alias", "m")
+        two_versions.set_alias("Bad Alias", "m", actor="tests")
     with pytest.raises(Conflict, match="already a model name"):
-        two_versions.set_alias("m", "m@1")
+        two_versions.set_alias("m", "m@1", actor="tests")
     with pytest.raises(NotFound):
-        two_versions.delete_alias("nope")
+        two_versions.delete_alias("nope", actor="tests")
 
 
 def test_lineage_records_parent(registry: Registry, settings: Settings, tmp_path: Path) -> None:

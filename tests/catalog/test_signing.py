@@ -31,7 +31,7 @@ from tests.harness import run_modelyard
 @pytest.fixture
 def local(sqlite_settings: Settings) -> Iterator[Registry]:
     db = Database(sqlite_settings.resolved_database_url)
-    yield Registry(db, open_blob_store(sqlite_settings))
+    yield Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
     db.close()
 
 
@@ -50,10 +50,11 @@ signature = true
 
 
 def _events(registry: Registry, ref: str) -> list[tuple[str, str]]:
+    """The signing events about ``ref`` (its import is an event too)."""
     return [
         (r["details"]["event"], r["actor"])
         for r in iter_records(registry.db, Filter(kind="event"))
-        if r["target"] == ref
+        if r["target"] == ref and r["details"]["event"] in ("model.sign", "model.verify")
     ]
 
 

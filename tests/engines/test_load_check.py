@@ -74,10 +74,11 @@ def test_a_flipped_byte_is_never_served(tmp_path: Path, default_gguf: Path) -> N
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
     try:
-        registry = Registry(db, open_blob_store(settings))
+        registry = Registry(db, open_blob_store(settings), settings)
         model = register_file(registry, default_gguf, DEFAULT_MODEL_NAME, created_by="tests")
         place(registry, model.ref, Stage.PRODUCTION, actor="tests", reason="load check")
-        _, admin = KeyStore(db).create("admin", admin=True, created_by="tests")
+        keys = KeyStore(db, settings)
+        _, admin = keys.create("admin", admin=True, created_by="tests", actor="tests")
     finally:
         db.close()
     headers = {"Authorization": f"Bearer {admin}"}
@@ -108,7 +109,7 @@ def test_a_flipped_byte_is_never_served(tmp_path: Path, default_gguf: Path) -> N
 
     db = Database(settings.resolved_database_url)
     try:
-        (advisory,) = Advisories(Registry(db, open_blob_store(settings))).list(model.ref)
+        (advisory,) = Advisories(Registry(db, open_blob_store(settings), settings)).list(model.ref)
     finally:
         db.close()
     assert advisory.id.startswith("integrity-")

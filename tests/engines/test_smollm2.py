@@ -139,7 +139,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registr
     settings = Settings(home=tmp_path_factory.mktemp("smollm2") / "home", probe_timeout_s=60)
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
-    yield Registry(db, open_blob_store(settings)), settings
+    yield Registry(db, open_blob_store(settings), settings), settings
     db.close()
 
 

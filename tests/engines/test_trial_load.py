@@ -33,7 +33,7 @@ trial_load = true
 def local(sqlite_settings: Settings) -> Iterator[Registry]:
     (sqlite_settings.home / "modelyard.toml").write_text(POLICY, encoding="utf-8")
     db = Database(sqlite_settings.resolved_database_url)
-    yield Registry(db, open_blob_store(sqlite_settings))
+    yield Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
     db.close()
 
 
@@ -59,7 +59,7 @@ def test_the_default_model_passes_and_may_be_approved(
         for r in iter_records(local.db, Filter(kind="event"))
         if r["target"] == model.ref
     ]
-    assert events == ["model.trial_load", "lifecycle.promote"]
+    assert events == ["model.import", "model.trial_load", "lifecycle.promote"]
 
 
 def test_a_gguf_that_aborts_llama_cpp_fails_its_trial_and_blocks_promotion(

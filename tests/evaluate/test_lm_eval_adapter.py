@@ -32,7 +32,7 @@ def test_adapter_methods_with_fakes(
     db = Database(sqlite_settings.resolved_database_url)
     import_path(
         write_tiny_gguf(tmp_path / "t.gguf"),
-        Registry(db, open_blob_store(sqlite_settings)),
+        Registry(db, open_blob_store(sqlite_settings), sqlite_settings),
         sqlite_settings,
         name="tiny",
     )
@@ -65,7 +65,7 @@ def test_lm_eval_runs_a_local_task_offline(tmp_path: Path, sqlite_settings: Sett
     from modelyard.store.database import Database
 
     db = Database(sqlite_settings.resolved_database_url)
-    import_default(Registry(db, open_blob_store(sqlite_settings)), sqlite_settings)
+    import_default(Registry(db, open_blob_store(sqlite_settings), sqlite_settings), sqlite_settings)
     db.close()
     tasks = tmp_path / "tasks"
     tasks.mkdir()

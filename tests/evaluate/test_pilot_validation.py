@@ -115,7 +115,7 @@ def test_an_unwritable_report_folder_is_refused(
 def test_a_checked_pilot_runs_each_version_it_resolved(registry: Registry, tmp_path: Path) -> None:
     add_version(registry, "a")
     add_version(registry, "b")
-    registry.set_alias("chat", "b@1")
+    registry.set_alias("chat", "b@1", actor="tests")
     data = rows_file(
         tmp_path / "q.jsonl",
         [{"input": "Q1?", "expected": "one"}, {"input": "Q2?", "expected": "two"}],

@@ -93,9 +93,9 @@ def server(gateway_home: Path) -> Iterator[Server]:
         copying = drain(proc, stdout_log)
         settings = Settings(home=gateway_home)
         db = Database(settings.resolved_database_url)
-        registry = Registry(db, open_blob_store(settings))
-        registry.set_alias("chat", "gemma3-270m@1")
-        _, user_key = KeyStore(db).create("tester", created_by="tests")
+        registry = Registry(db, open_blob_store(settings), settings)
+        registry.set_alias("chat", "gemma3-270m@1", actor="tests")
+        _, user_key = KeyStore(db, settings).create("tester", created_by="tests", actor="tests")
         db.close()
         yield Server(url, admin_key, user_key, gateway_home, log, printed)
     finally:

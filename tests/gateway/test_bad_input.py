@@ -188,12 +188,13 @@ def test_revoked_key_is_refused_at_once(server: Server) -> None:
     from modelyard.governance.keys import KeyStore
     from modelyard.store.database import Database
 
-    db = Database(Settings(home=server.home).resolved_database_url)
+    settings = Settings(home=server.home)
+    db = Database(settings.resolved_database_url)
     try:
-        keys = KeyStore(db)
-        _, key = keys.create("short-lived", created_by="tests")
+        keys = KeyStore(db, settings)
+        _, key = keys.create("short-lived", created_by="tests", actor="tests")
         assert httpx.get(server.url + "/v1/models", headers=server.headers(key)).status_code == 200
-        keys.revoke("short-lived")
+        keys.revoke("short-lived", actor="tests")
     finally:
         db.close()
     error = _error(httpx.get(server.url + "/v1/models", headers=server.headers(key)), 401)

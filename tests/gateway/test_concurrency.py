@@ -118,9 +118,10 @@ def test_a_second_serve_creates_no_new_admin_key(small_server: Server) -> None:
     from modelyard.governance.keys import KeyStore
     from modelyard.store.database import Database
 
-    db = Database(Settings(home=small_server.home).resolved_database_url)
+    settings = Settings(home=small_server.home)
+    db = Database(settings.resolved_database_url)
     try:
-        admins = [k.name for k in KeyStore(db).list() if k.admin]
+        admins = [k.name for k in KeyStore(db, settings).list() if k.admin]
     finally:
         db.close()
     assert admins == ["admin"]

@@ -68,7 +68,7 @@ def bounded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     settings = Settings(home=server.home)
     db = Database(settings.resolved_database_url)
     try:
-        registry = Registry(db, open_blob_store(settings))
+        registry = Registry(db, open_blob_store(settings), settings)
         gguf_path = write_gguf_with_template(
             tmp_path_factory.mktemp("hostile") / "hostile.gguf", FOREVER
         )

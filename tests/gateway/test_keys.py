@@ -22,25 +22,25 @@ from modelyard.store.keys_tables import ApiKeyRow
 @pytest.fixture
 def keys(settings: Settings) -> Iterator[KeyStore]:
     db = Database(settings.resolved_database_url)
-    yield KeyStore(db)
+    yield KeyStore(db, settings)
     db.close()
 
 
 def test_create_authenticate_revoke(keys: KeyStore) -> None:
-    record, plaintext = keys.create("alice", admin=True, created_by="tests")
+    record, plaintext = keys.create("alice", admin=True, created_by="tests", actor="tests")
     assert plaintext.startswith(f"my-{record.id}-")
     secret = plaintext.removeprefix(f"my-{record.id}-")
     assert len(secret) >= 22  # base64url: >= 128 bits
     principal = keys.authenticate(plaintext)
     assert principal.key_name == "alice" and principal.admin
-    keys.revoke("alice")
+    keys.revoke("alice", actor="tests")
     with pytest.raises(Unauthorized, match="revoked"):
         keys.authenticate(plaintext)
     assert keys.count_active() == 0
 
 
 def test_only_the_hash_is_stored(keys: KeyStore) -> None:
-    record, plaintext = keys.create("bob", created_by="tests")
+    record, plaintext = keys.create("bob", created_by="tests", actor="tests")
     secret = plaintext.removeprefix(f"my-{record.id}-")
     with keys.db.session() as session:
         row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == "bob"))
@@ -55,25 +55,25 @@ def test_only_the_hash_is_stored(keys: KeyStore) -> None:
     ["", "nope", "my-", "my-zz-zz", "sk-123", "my-000000000000-wrong"],
 )
 def test_wrong_keys_are_refused(keys: KeyStore, presented: str) -> None:
-    keys.create("carol", created_by="tests")
+    keys.create("carol", created_by="tests", actor="tests")
     with pytest.raises(Unauthorized):
         keys.authenticate(presented)
 
 
 def test_tampered_secret_is_refused(keys: KeyStore) -> None:
-    _, plaintext = keys.create("dave", created_by="tests")
+    _, plaintext = keys.create("dave", created_by="tests", actor="tests")
     with pytest.raises(Unauthorized):
         keys.authenticate(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B"))
 
 
 def test_names_are_unique_and_validated(keys: KeyStore) -> None:
-    keys.create("erin", created_by="tests")
+    keys.create("erin", created_by="tests", actor="tests")
     with pytest.raises(Conflict):
-        keys.create("erin", created_by="tests")
+        keys.create("erin", created_by="tests", actor="tests")
     with pytest.raises(InvalidInput):
-        keys.create("Bad Name!", created_by="tests")
+        keys.create("Bad Name!", created_by="tests", actor="tests")
     with pytest.raises(NotFound):
-        keys.revoke("nobody")
+        keys.revoke("nobody", actor="tests")
 
 
 @pytest.mark.slow

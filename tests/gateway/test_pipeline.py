@@ -44,7 +44,7 @@ def gateway(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[Gateway
     )
     place(real.registry, tooly.ref, Stage.PRODUCTION, actor="tests", reason="tests")
     gw = replace(real, workers=FakeEngines(load))
-    _, key = gw.keys.create("unit", created_by="tests")
+    _, key = gw.keys.create("unit", created_by="tests", actor="tests")
     yield gw, key
     real.db.close()
 

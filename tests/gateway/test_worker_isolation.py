@@ -162,7 +162,7 @@ def test_a_model_that_crashes_its_loader_is_503_and_nothing_else_is_hurt(
     settings = Settings(home=server.home)
     db = Database(settings.resolved_database_url)
     try:
-        registry = Registry(db, open_blob_store(settings))
+        registry = Registry(db, open_blob_store(settings), settings)
         # Intake refuses this file now (duplicate vocabulary); a version stored before that
         # check, or restored from a backup, must still only take down its own worker.
         broken = register_file(registry, crafted, "dupvocab")

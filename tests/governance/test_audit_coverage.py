@@ -58,7 +58,14 @@ class Site:
 
     def key(self, name: str) -> str:
         made = create_scoped_key(
-            self.db, name, admin=False, team=None, scope=Scope(), created_by="tests"
+            self.db,
+            self.settings,
+            name,
+            admin=False,
+            team=None,
+            scope=Scope(),
+            created_by="tests",
+            actor="tests",
         )
         return made.plaintext
 
@@ -118,7 +125,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings = Settings(home=home, database_url=url)
     db = Database(url)
     made = create_scoped_key(
-        db, f"admin-{RUN}", admin=True, team=None, scope=Scope(), created_by="t"
+        db,
+        settings,
+        f"admin-{RUN}",
+        admin=True,
+        team=None,
+        scope=Scope(),
+        created_by="t",
+        actor="t",
     )
     server = start(home, "cov", {"MODELYARD_DATABASE_URL": url})
     site = Site(home, url, schema, role, admin, server, db, settings, made.plaintext, [])

@@ -58,11 +58,13 @@ class Yard:
         full = f"{name}-{RUN}"
         made = create_scoped_key(
             self.db,
+            self.settings,
             full,
             admin=admin,
             team=team,
-            scope=Scope(**scope),
-            created_by="tests",  # type: ignore[arg-type]
+            scope=Scope(**scope),  # type: ignore[arg-type]
+            created_by="tests",
+            actor="tests",
         )
         self.keys[full] = made.plaintext
         return made.plaintext
@@ -93,13 +95,21 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
     settings = Settings(home=home)
     db = Database(settings.resolved_database_url)
     admin = create_scoped_key(
-        db, f"admin-{RUN}", admin=True, team=None, scope=Scope(), created_by="t"
+        db,
+        settings,
+        f"admin-{RUN}",
+        admin=True,
+        team=None,
+        scope=Scope(),
+        created_by="t",
+        actor="t",
     )
     db.close()
     server = start(home, "a", REDIS)
     yard = Yard(home, server)
     yard.keys[f"admin-{RUN}"] = admin.plaintext
-    Registry(yard.db, open_blob_store(yard.settings)).set_alias("chat", "gemma3-270m@1")
+    registry = Registry(yard.db, open_blob_store(yard.settings), yard.settings)
+    registry.set_alias("chat", "gemma3-270m@1", actor="tests")
     try:
         yield yard
     finally:
@@ -133,7 +143,7 @@ def test_scope_denials_name_what_is_missing(yard: Yard) -> None:
     expired = yard.client(yard.key("old", expires_at=datetime.now(UTC) - timedelta(minutes=1)))
     with pytest.raises(openai.AuthenticationError, match="expired"):
         _complete(expired)
-    Teams(yard.db).create(f"lab-{RUN}", Scope(routes=("chat",)))
+    Teams(yard.db, yard.settings).create(f"lab-{RUN}", Scope(routes=("chat",)), actor="tests")
     member = yard.client(yard.key("member", team=f"lab-{RUN}"))
     with pytest.raises(
         openai.PermissionDeniedError, match=f"team 'lab-{RUN}' may not use the completions"

@@ -46,10 +46,11 @@ def test_scoped_key_from_the_cli(tmp_path: Path) -> None:
         "tokens_per_minute": 1000,
         "tokens_per_day": 20000,
     }
-    db = Database(Settings(home=home).resolved_database_url)
+    settings = Settings(home=home)
+    db = Database(settings.resolved_database_url)
     try:
-        assert KeyStore(db).authenticate(made["key"]).key_name == "alice"
-        access = KeyPolicies(db).access("alice")
+        assert KeyStore(db, settings).authenticate(made["key"]).key_name == "alice"
+        access = KeyPolicies(db, settings).access("alice")
         assert access.pii_policy() == "block" and access.key_scope.routes == ("chat",)
         assert access.team_scope.pii == "redact"
     finally:

@@ -81,14 +81,18 @@ def _run(gov: Governance, call: GenerationCall, answer: list[str], seen: list[st
 
 
 def test_redact_policy_end_to_end(governance: Governance) -> None:
-    Teams(governance.policies.db).create("clinic", Scope(pii="redact"))
-    governance.policies.set("alice", "clinic", Scope())
+    Teams(governance.policies.db, governance.settings).create(
+        "clinic", Scope(pii="redact"), actor="tests"
+    )
+    governance.policies.set("alice", "clinic", Scope(), actor="tests")
     seen: list[str] = []
     answer = ["Dear <PERS", "ON_1>, we wrote to <EMA", "IL_1>."]
     text = _run(governance, _call("I am Anna Schmidt, anna@example.org"), answer, seen)
     assert seen == ["I am <PERSON_1>, <EMAIL_1>"]
     assert text == "Dear Anna Schmidt, we wrote to anna@example.org."
-    accepted, record = iter_records(governance.policies.db, Filter())
+    records = list(iter_records(governance.policies.db, Filter()))
+    assert [r["details"]["event"] for r in records[:2]] == ["team.create", "key.policy.set"]
+    accepted, record = records[2:]
     assert accepted["kind"] == "request.accepted" and accepted["status"] is None
     assert accepted["prompt"] == "I am <PERSON_1>, <EMAIL_1>" and accepted["response"] is None
     assert (accepted["prompt_tokens"], accepted["completion_tokens"]) == (0, 0)
@@ -101,11 +105,16 @@ def test_redact_policy_end_to_end(governance: Governance) -> None:
 
 def test_refusals_are_recorded(governance: Governance) -> None:
     governance.policies.set(
-        "alice", None, Scope(models=("other",), pii="block", limits=Limits(requests_per_minute=1))
+        "alice",
+        None,
+        Scope(models=("other",), pii="block", limits=Limits(requests_per_minute=1)),
+        actor="tests",
     )
     with pytest.raises(Forbidden, match="may not use model 'tiny'"):
         _run(governance, _call("hello"), ["x"], [])
-    governance.policies.set("alice", None, Scope(pii="block", limits=Limits(requests_per_minute=1)))
+    governance.policies.set(
+        "alice", None, Scope(pii="block", limits=Limits(requests_per_minute=1)), actor="tests"
+    )
     with pytest.raises(PiiBlocked, match=r"\(EMAIL\)"):
         _run(governance, _call("mail bob@example.com"), ["x"], [])
     assert _run(governance, _call("hello"), ["hi"], []) == "hi"

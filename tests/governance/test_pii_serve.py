@@ -31,10 +31,18 @@ POLICIES = ("off", "redact", "block")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, dict[str, str]]]:
     home = tmp_path_factory.mktemp("pii-serve") / "home"
     home.mkdir(parents=True)
-    db = Database(Settings(home=home).resolved_database_url)
+    settings = Settings(home=home)
+    db = Database(settings.resolved_database_url)
     keys = {
         policy: create_scoped_key(
-            db, f"pii-{policy}", admin=False, team=None, scope=Scope(pii=policy), created_by="t"
+            db,
+            settings,
+            f"pii-{policy}",
+            admin=False,
+            team=None,
+            scope=Scope(pii=policy),
+            created_by="t",
+            actor="t",
         ).plaintext
         for policy in POLICIES
     }

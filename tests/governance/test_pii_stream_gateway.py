@@ -62,7 +62,14 @@ def app(sqlite_settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient,
 
 def _key(gw: Gateway, name: str, pii: str) -> str:
     made = create_scoped_key(
-        gw.db, name, admin=False, team=None, scope=Scope(pii=pii), created_by="tests"
+        gw.db,
+        gw.settings,
+        name,
+        admin=False,
+        team=None,
+        scope=Scope(pii=pii),
+        created_by="tests",
+        actor="tests",
     )
     return made.plaintext
 

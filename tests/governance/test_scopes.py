@@ -71,27 +71,28 @@ def test_parsing() -> None:
     assert Scope.from_json(scope.to_json()) == scope
 
 
-def test_teams_and_key_policies(db: Database) -> None:
-    teams, policies = Teams(db), KeyPolicies(db)
-    teams.create("research", Scope(models=("chat",), limits=Limits(tokens_per_day=1000)))
+def test_teams_and_key_policies(db: Database, settings: Settings) -> None:
+    teams, policies = Teams(db, settings), KeyPolicies(db, settings)
+    research = Scope(models=("chat",), limits=Limits(tokens_per_day=1000))
+    teams.create("research", research, actor="tests")
     with pytest.raises(Conflict):
-        teams.create("research")
+        teams.create("research", actor="tests")
     with pytest.raises(InvalidInput):
-        teams.create("Bad Name")
+        teams.create("Bad Name", actor="tests")
     with pytest.raises(NotFound):
-        policies.set("alice", "nope", Scope())
-    policies.set("alice", "research", Scope(routes=("chat",), pii="redact"))
+        policies.set("alice", "nope", Scope(), actor="tests")
+    policies.set("alice", "research", Scope(routes=("chat",), pii="redact"), actor="tests")
     access = policies.access("alice")
     assert access.team == "research"
     assert access.team_scope.limits.tokens_per_day == 1000
     assert access.pii_policy() == "redact"
     assert policies.access("bob", admin=True) == Access("bob", admin=True)
     with pytest.raises(Conflict, match="still has keys"):
-        teams.delete("research")
-    policies.delete("alice")
-    teams.update("research", Scope())
+        teams.delete("research", actor="tests")
+    policies.delete("alice", actor="tests")
+    teams.update("research", Scope(), actor="tests")
     assert teams.get("research").scope == Scope()
     assert [t.name for t in teams.list()] == ["research"]
-    teams.delete("research")
+    teams.delete("research", actor="tests")
     with pytest.raises(NotFound):
         teams.get("research")

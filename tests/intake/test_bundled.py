@@ -132,7 +132,9 @@ def test_a_manifest_applied_elsewhere_takes_bundled_files_from_their_packages(
     manifest = build_manifest(registry, settings, Policy())
     elsewhere = Settings(home=tmp_path / "elsewhere")
     elsewhere.ensure_home()
-    target = Registry(Database(elsewhere.resolved_database_url), open_blob_store(elsewhere))
+    target = Registry(
+        Database(elsewhere.resolved_database_url), open_blob_store(elsewhere), elsewhere
+    )
     try:
         result = apply_manifest(target, manifest, sources=[], actor="ops", manifest_sha256="0" * 64)
         assert result.registered == ["minilm@1", "smollm2-135m@1"]

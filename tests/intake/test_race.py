@@ -36,7 +36,7 @@ PICKLE = pickle.dumps({"weights": [1, 2, 3], "payload": "os.system"}, protocol=4
 @pytest.fixture
 def registry(sqlite_settings: Settings) -> Iterator[Registry]:
     db = Database(sqlite_settings.resolved_database_url)
-    yield Registry(db, open_blob_store(sqlite_settings))
+    yield Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
     db.close()
 
 

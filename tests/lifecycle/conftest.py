@@ -15,5 +15,5 @@ from modelyard.store.database import Database
 @pytest.fixture
 def fast_registry(sqlite_settings: Settings) -> Iterator[Registry]:
     db = Database(sqlite_settings.resolved_database_url)
-    yield Registry(db, open_blob_store(sqlite_settings))
+    yield Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
     db.close()

@@ -33,9 +33,9 @@ class Admin:
 @pytest.fixture
 def api(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[Admin]:
     (sqlite_settings.home / "modelyard.toml").write_text(POLICY)
-    keys = KeyStore(fast_registry.db)
-    _, admin_key = keys.create("ops", admin=True, created_by="tests")
-    _, user_key = keys.create("app", created_by="tests")
+    keys = KeyStore(fast_registry.db, sqlite_settings)
+    _, admin_key = keys.create("ops", admin=True, created_by="tests", actor="tests")
+    _, user_key = keys.create("app", created_by="tests", actor="tests")
     app = create_app(sqlite_settings)
     with serve_in_thread(app) as base:
         yield Admin(

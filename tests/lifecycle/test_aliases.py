@@ -65,17 +65,17 @@ def test_alias_rules(three: Aliases, fast_registry: Registry) -> None:
         three.rollback("nope", actor="bob")
     three.set("chat", "m@1", canary="m@2", weight=5, actor="bob")
     with pytest.raises(Conflict, match="alias chat"):
-        fast_registry.remove("m@2")  # the canary side counts as a use
+        fast_registry.remove("m@2", actor="tests")  # the canary side counts as a use
     three.remove("chat", actor="bob")
     assert three.list() == []
-    fast_registry.remove("m@2")
+    fast_registry.remove("m@2", actor="tests")
 
 
 def test_registry_set_alias_drops_canary_and_keeps_history(
     three: Aliases, fast_registry: Registry
 ) -> None:
     three.set("chat", "m@1", canary="m@2", weight=5, actor="bob")
-    assert fast_registry.set_alias("chat", "m@3").target == "m@3"
+    assert fast_registry.set_alias("chat", "m@3", actor="tests").target == "m@3"
     assert three.show("chat")[0].canary is None
     assert fast_registry.resolve("chat").ref == "m@3"
     assert three.rollback("chat", actor="bob").canary == "m@2"

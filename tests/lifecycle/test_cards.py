@@ -20,7 +20,9 @@ def test_card_has_every_section(fast_registry: Registry, sqlite_settings: Settin
     )
     lc = Lifecycle(fast_registry, sqlite_settings, Policy())
     lc.promote("m@1", "approved", actor="bob", reason="reviewed | ok")
-    lc.set_intended_use("m@1", "Drafting replies to\ncustomer emails; not for medical advice.")
+    lc.set_intended_use(
+        "m@1", "Drafting replies to\ncustomer emails; not for medical advice.", actor="bob"
+    )
     card = card_for(lc, "m@1")
     assert card.startswith("# Model card: m@1\n")
     assert "| stage | approved |" in card and "| licence | apache-2.0 |" in card

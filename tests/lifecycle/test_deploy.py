@@ -62,7 +62,7 @@ def fresh(tmp_path: Path, name: str) -> Registry:
     home = tmp_path / name
     settings = Settings(home=home)
     settings.ensure_home()
-    return Registry(Database(settings.resolved_database_url), open_blob_store(settings))
+    return Registry(Database(settings.resolved_database_url), open_blob_store(settings), settings)
 
 
 def test_export_then_apply_on_a_fresh_home_reproduces_the_served_set(
@@ -76,14 +76,8 @@ def test_export_then_apply_on_a_fresh_home_reproduces_the_served_set(
     with pytest.raises(NotFound, match="files not found"):
         apply_manifest(target, loaded, sources=[], actor="ops", manifest_sha256="0" * 64)
     assert target.is_empty()
-    target_settings = Settings(home=tmp_path / "elsewhere")
     result = apply_manifest(
-        target,
-        loaded,
-        sources=[settings.home],
-        actor="ops",
-        manifest_sha256="0" * 64,
-        settings=target_settings,
+        target, loaded, sources=[settings.home], actor="ops", manifest_sha256="0" * 64
     )
     events = list(iter_records(target.db, Filter(kind="event")))
     assert [(e["details"]["event"], e["actor"]) for e in events] == [("deploy.apply", "ops")]

@@ -43,12 +43,12 @@ def home(tmp_path: Path, default_gguf: Path) -> Iterator[tuple[Settings, Registr
     settings = Settings(home=tmp_path / "home")
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
-    registry = Registry(db, open_blob_store(settings))
+    registry = Registry(db, open_blob_store(settings), settings)
     import_default(registry, settings)
     second = import_path(default_gguf, registry, settings, name="gemma-b")  # same bytes
     place(registry, second.ref, Stage.PRODUCTION, actor="tests", reason="second target")
     Aliases(registry, settings).set("chat", "gemma3-270m@1", actor="tests")
-    _, key = KeyStore(db).create("switcher", created_by="tests")
+    _, key = KeyStore(db, settings).create("switcher", created_by="tests", actor="tests")
     yield settings, registry, key
     db.close()
 

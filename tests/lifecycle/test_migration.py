@@ -37,7 +37,7 @@ def test_existing_versions_stay_served(settings: Settings) -> None:
         )
     engine.dispose()
     db = Database(settings.resolved_database_url)  # upgrades to every head
-    registry = Registry(db, open_blob_store(settings))
+    registry = Registry(db, open_blob_store(settings), settings)
     try:
         lifecycle = Lifecycle(registry, settings, Policy())
         assert lifecycle.stage("old@1")[1].stage.value == "production"

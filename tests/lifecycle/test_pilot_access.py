@@ -25,7 +25,7 @@ def server(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[str]:
     add_version(fast_registry, "pilot-only")
     place(fast_registry, "prod@1", Stage.PRODUCTION, actor="ops", reason="test")
     place(fast_registry, "pilot-only@1", Stage.APPROVED, actor="ops", reason="test")
-    fast_registry.set_alias("chat", "prod@1")
+    fast_registry.set_alias("chat", "prod@1", actor="tests")
     app = create_app(sqlite_settings)
     with serve_in_thread(app) as base:
         yield f"{base}/v1"
@@ -33,7 +33,14 @@ def server(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[str]:
 
 def _key(registry: Registry, name: str, scope: Scope) -> dict[str, str]:
     scoped = create_scoped_key(
-        registry.db, name, admin=False, team=None, scope=scope, created_by="tests"
+        registry.db,
+        registry.settings,
+        name,
+        admin=False,
+        team=None,
+        scope=scope,
+        created_by="tests",
+        actor="tests",
     )
     return {"Authorization": f"Bearer {scoped.plaintext}"}
 

@@ -46,11 +46,12 @@ def test_transitions_are_recorded_and_audited(registry: Registry, settings: Sett
         ("approved", "candidate", "carol", "failed second review"),
     ]
     events = [r for r in iter_records(registry.db, Filter(kind="event")) if r["target"] == "m@1"]
-    assert [(e["details"]["event"], e["details"]["to"], e["actor"]) for e in events] == [
+    assert [(e["details"]["event"], e["details"].get("to"), e["actor"]) for e in events] == [
+        ("model.import", None, "alice"),
         ("lifecycle.promote", "approved", "bob"),
         ("lifecycle.promote", "candidate", "carol"),
     ]
-    assert events[1]["details"]["reason"] == "failed second review"
+    assert events[2]["details"]["reason"] == "failed second review"
 
 
 def test_bad_promotions_change_nothing(fast_registry: Registry, sqlite_settings: Settings) -> None:
@@ -89,7 +90,7 @@ def test_removal_drops_state_keeps_history(registry: Registry, settings: Setting
     lc = Lifecycle(registry, settings, Policy())
     lc.promote("m@2", "production", actor="bob", reason="go")
     Advisories(registry).add("m@2", "CVE-9", severity="low", action="block", actor="sec")
-    registry.remove("m@2")
+    registry.remove("m@2", actor="tests")
     add_version(registry, "m")  # takes number 2 again: starts fresh at registered
     assert lc.stage("m@2")[1].stage == Stage.REGISTERED
     assert Advisories(registry).list("m@2") == []

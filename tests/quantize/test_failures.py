@@ -23,7 +23,7 @@ def test_llama_cpp_failure_is_an_engine_fault_and_leaves_nothing(
 
     db = Database(sqlite_settings.resolved_database_url)
     try:
-        registry = Registry(db, open_blob_store(sqlite_settings))
+        registry = Registry(db, open_blob_store(sqlite_settings), sqlite_settings)
         tiny = import_path(write_tiny_gguf(tmp_path / "tiny.gguf"), registry, sqlite_settings)
         assert tiny.metadata["quantization"] == "F32"
         with pytest.raises(EngineFault, match=r"could not quantize .* to Q8_0"):

@@ -28,7 +28,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, R
     settings = Settings(home=tmp_path_factory.mktemp("tune-cli") / "home", probe_timeout_s=60)
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
-    registry = Registry(db, open_blob_store(settings))
+    registry = Registry(db, open_blob_store(settings), settings)
     import_default(registry, settings)
     yield settings, registry
     db.close()

@@ -19,7 +19,8 @@ def served(tuned_model: TunedModel) -> Iterator[tuple[str, str]]:
     registry = tuned_model.registry
     ref = tuned_model.outcome.version.ref
     place(registry, ref, Stage.PRODUCTION, actor="tests", reason="tuned model served in tests")
-    _, key = KeyStore(registry.db).create("tune-tester", created_by="tests")
+    keys = KeyStore(registry.db, registry.settings)
+    _, key = keys.create("tune-tester", created_by="tests", actor="tests")
     home = tuned_model.settings.home
     env = {"MODELYARD_WORKER_CTX_PER_SLOT": "512", "MODELYARD_WORKER_SLOTS": "2"}
     with serving_gateway(home, home.parent / "serve.log", env) as url:

@@ -94,7 +94,7 @@ def build_tuned(root: Path) -> TunedModel:
     settings = Settings(home=root / "home", probe_timeout_s=60)
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
-    registry = Registry(db, open_blob_store(settings))
+    registry = Registry(db, open_blob_store(settings), settings)
     import_default(registry, settings)
     data = root / "train.jsonl"
     data.write_text(chat_rows(TICKETS))

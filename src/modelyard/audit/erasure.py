@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from modelyard.audit.identities import KEY_TARGET, SEALED, pseudonym
 from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.audit.secrets import subject_digest
+from modelyard.catalog.audit_events import audited
 from modelyard.errors import NotFound, Unavailable
 from modelyard.store.audit_tables import AuditRecordRow, AuditSubjectKeyRow
 
@@ -55,6 +56,7 @@ class Erasure:
         }
 
 
+@audited("audit.erase")
 def erase_subject(log: AuditLog, subject: str, *, actor: str) -> Erasure:
     """Destroy ``subject``'s key and record the erasure; what it covered, per kind."""
     digest = subject_digest(log.settings, subject)

@@ -23,12 +23,15 @@ from modelyard.audit.canonical import iso
 from modelyard.audit.checkpoints import record_bodies
 from modelyard.audit.log import Appended, AuditEntry, AuditLog
 from modelyard.audit.witness.core import Refused
+from modelyard.catalog.audit_events import audited
 from modelyard.errors import InvalidInput, Unavailable
 from modelyard.store.audit_tables import AuditRecordRow
 
 
+@audited("purge")
 def purge_older_than(log: AuditLog, days: int, *, actor: str = "retention") -> Appended | None:
-    """Remove records older than ``days``; the purge record, or None when nothing was due."""
+    """Remove records older than ``days``; the purge record, or None when nothing was due
+    (nothing is removed or recorded then)."""
     if days < 1:
         raise InvalidInput("retention must be at least 1 day")
     cutoff = iso(datetime.now(UTC) - timedelta(days=days))

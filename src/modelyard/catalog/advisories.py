@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import aware
 from modelyard.catalog.rows import find_version, ref_of
 from modelyard.errors import Conflict, InvalidInput, NotFound
@@ -109,19 +109,17 @@ def validate(advisory_id: str, severity: str, action: str) -> None:
 
 
 class Advisories:
-    """Add, withdraw and list advisories; adding and withdrawing are audited when
-    ``settings`` are given (the CLI and admin API always give them)."""
+    """Add, withdraw and list advisories; adding and withdrawing are audited in the same
+    transaction (``settings``: the registry's unless given)."""
 
     def __init__(self, registry: Registry, settings: Settings | None = None) -> None:
         self.db = registry.db
-        self.settings = settings
+        self.settings = settings or registry.settings
 
     def _audit(self, session: Session, kind: str, actor: str, advisory: Advisory) -> None:
-        if self.settings is not None:
-            append_event(
-                session, self.db, self.settings, kind, actor, advisory.ref, advisory.to_json()
-            )
+        append_event(session, self.db, self.settings, kind, actor, advisory.ref, advisory.to_json())
 
+    @audited("advisory.add")
     def add(
         self,
         ref: str,
@@ -155,6 +153,7 @@ class Advisories:
             raise Conflict(f"advisory {advisory_id} is already recorded for {ref}") from exc
         return advisory
 
+    @audited("advisory.withdraw")
     def withdraw(self, ref: str, advisory_id: str, *, actor: str) -> Advisory:
         with self.db.session() as session:
             version = find_version(session, ref)
@@ -181,11 +180,13 @@ class Advisories:
             return [_record(row) for row in session.scalars(query)]
 
 
+@audited("advisory.add")
 def raise_load_refusal(
     db: Database, settings: Settings, ref: str, kind: str, summary: str, *, now: datetime
 ) -> Advisory:
     """The active ``kind`` advisory (``integrity`` or ``signature``) that blocks ``ref`` after
-    a refused load: the one already raised, or a new one (critical, block), audited."""
+    a refused load: the one already raised (nothing recorded), or a new one (critical,
+    block, by ``modelyard``), audited."""
     if kind not in LOAD_REFUSAL_KINDS:
         raise InvalidInput(f"unknown load refusal {kind!r}", param="kind")
     with db.session() as session:

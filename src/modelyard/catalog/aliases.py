@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import aware
 from modelyard.catalog.names import validate_name
 from modelyard.catalog.rows import find_version, ref_of
@@ -245,6 +245,7 @@ class Aliases:
     ) -> None:
         append_event(session, self.db, self.settings, kind, actor, f"alias:{alias}", details)
 
+    @audited("alias.set")
     def set(
         self,
         alias: str,
@@ -266,6 +267,7 @@ class Aliases:
             self._audit(session, "alias.set", actor, alias, _change(before, state, reason))
         return state
 
+    @audited("alias.rollback")
     def rollback(self, alias: str, *, actor: str, reason: str = "") -> AliasState:
         with self.db.session() as session:
             if current_state(session, alias) is None:
@@ -306,6 +308,7 @@ class Aliases:
             states = [current_state(session, name) for name in list(names)]
             return [s for s in states if s is not None]
 
+    @audited("alias.remove")
     def remove(self, alias: str, *, actor: str, reason: str = "") -> None:
         with self.db.session() as session:
             before = current_state(session, alias)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import (
     Stage,
     StageInfo,
@@ -90,6 +90,7 @@ class Lifecycle:
             results=tuple(results),
         )
 
+    @audited("lifecycle.promote")
     def promote(
         self,
         ref: str,
@@ -182,7 +183,9 @@ class Lifecycle:
             versions_of(session, name)
             return history_of(session, name)
 
-    def set_intended_use(self, ref: str, text: str) -> None:
+    @audited("model.intended_use")
+    def set_intended_use(self, ref: str, text: str, *, actor: str) -> None:
+        """Set the intended-use text of the version's model card."""
         with self.registry.db.session() as session:
             row = find_version(session, ref)
             state = session.get(VersionStateRow, row.id)
@@ -191,9 +194,21 @@ class Lifecycle:
                     version_id=row.id, stage=Stage.REGISTERED.value, updated_at=utcnow()
                 )
                 session.add(state)
+            before = state.intended_use
             state.intended_use = text
+            session.flush()
+            append_event(
+                session,
+                self.registry.db,
+                self.settings,
+                "model.intended_use",
+                actor,
+                ref_of(row),
+                {"before": before, "after": text},
+            )
 
 
+@audited("lifecycle.place")
 def place(
     registry: Registry,
     ref: str,
@@ -201,13 +216,12 @@ def place(
     *,
     actor: str,
     reason: str,
-    settings: Settings | None = None,
     sunset_at: datetime | None = None,
     replacement: str | None = None,
 ) -> list[Transition]:
-    """Put a version at a stage without policy gates (the bundled default; a deployment
-    reproduced from its manifest): still recorded as transitions with the reason given, and
-    in the audit log when ``settings`` are given."""
+    """Put a version at a stage without policy gates (the bundled models): still recorded
+    as transitions with the reason given, and in the audit log. A version already at ``to``
+    is left alone and nothing is recorded."""
     with registry.db.session() as session:
         row = find_version(session, ref)
         current = state_of(session, row.id).stage
@@ -226,21 +240,20 @@ def place(
             )
             for stage in path
         ]
-        if settings is not None:
-            append_event(
-                session,
-                registry.db,
-                settings,
-                "lifecycle.place",
-                actor,
-                written[-1].ref,
-                {
-                    "from": current.value,
-                    "to": to.value,
-                    "path": [s.value for s in path],
-                    "reason": reason,
-                },
-            )
+        append_event(
+            session,
+            registry.db,
+            registry.settings,
+            "lifecycle.place",
+            actor,
+            written[-1].ref,
+            {
+                "from": current.value,
+                "to": to.value,
+                "path": [s.value for s in path],
+                "reason": reason,
+            },
+        )
     return written
 
 

@@ -3,6 +3,8 @@
 Versions are immutable: the registry inserts and deletes them, never updates them (an ORM
 guard enforces it). Version numbers are 1, 2, 3… per name, assigned inside the inserting
 transaction; a unique constraint and a retry settle two imports racing for the same number.
+Registering and removing versions, and setting or deleting aliases, are audited in the same
+transaction (:mod:`modelyard.catalog.audit_events`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from modelyard.catalog.aliases import move_alias, remove_alias
+from modelyard.catalog.aliases import Aliases
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import Stage, write_transition
 from modelyard.catalog.names import validate_name
 from modelyard.catalog.records import Alias, ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.refs import ModelRef, parse_ref
 from modelyard.catalog.rows import find_version, versions_of
+from modelyard.config import Settings
 from modelyard.errors import Conflict, NotFound, StoreFault
-from modelyard.identity import current_user
 from modelyard.store.blobs import BlobStore
 from modelyard.store.database import Database
 from modelyard.store.lifecycle_tables import AliasCanaryRow
@@ -70,28 +73,57 @@ def version_record(row: ModelVersionRow, aliases: Iterable[str] = ()) -> ModelVe
     return _record(row, aliases)
 
 
+def _imported(version: ModelVersion) -> dict[str, Any]:
+    """The details of a ``model.import`` event."""
+    return {
+        "origin": version.origin,
+        "format": version.format,
+        "digest": version.digest,
+        "size_bytes": version.size_bytes,
+        "licence": version.metadata.get("license"),
+        "parent": version.parent,
+        "source_path": version.source_path,
+    }
+
+
 class Registry:
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, settings: Settings) -> None:
         self.db = db
         self.blobs = blobs
+        self.settings = settings
+        """For the audit log (the subject secret, the witness) that changes are recorded in."""
 
     # -- writing -------------------------------------------------------------------------
 
+    @audited("model.import")
     def add_version(self, new: NewVersion) -> ModelVersion:
+        """Register ``new`` as the next version of its name; the actor recorded is
+        ``new.created_by``."""
         validate_name(new.name)
         if new.origin not in ORIGINS:
             raise ValueError(f"origin must be one of {ORIGINS}")
         for attempt in range(_INSERT_ATTEMPTS):
             try:
                 with self.db.session() as session:
-                    return self._insert(session, new)
+                    version = self._insert(session, new)
+                    append_event(
+                        session,
+                        self.db,
+                        self.settings,
+                        "model.import",
+                        new.created_by,
+                        version.ref,
+                        _imported(version),
+                    )
+                    return version
             except IntegrityError as exc:
                 if attempt == _INSERT_ATTEMPTS - 1:
                     raise StoreFault(f"could not register {new.name}: {exc.orig}") from exc
         raise AssertionError("unreachable")
 
     def insert_version(self, session: Session, new: NewVersion) -> ModelVersion:
-        """Register inside the caller's transaction (a deployment applied all at once)."""
+        """Register inside the caller's transaction (a deployment applied all at once; the
+        caller records the event)."""
         validate_name(new.name)
         return self._insert(session, new)
 
@@ -153,7 +185,10 @@ class Registry:
         )
         return _record(row)
 
-    def remove(self, ref_text: str, *, all_versions: bool = False) -> list[ModelVersion]:
+    @audited("model.remove")
+    def remove(
+        self, ref_text: str, *, all_versions: bool = False, actor: str
+    ) -> list[ModelVersion]:
         """Remove one version (or every version of a name); free blobs nothing else uses."""
         ref = parse_ref(ref_text)
         with self.db.session() as session:
@@ -189,6 +224,18 @@ class Registry:
             freed = self._unreferenced(session, candidate_blobs)
             for sha in freed:
                 session.delete(session.get(BlobRow, sha))
+            append_event(
+                session,
+                self.db,
+                self.settings,
+                "model.remove",
+                actor,
+                removed[0].ref if len(removed) == 1 and not all_versions else ref.name,
+                {
+                    "versions": [{"ref": v.ref, "digest": v.digest} for v in removed],
+                    "blobs_freed": len(freed),
+                },
+            )
         for sha in freed:
             self.blobs.delete(sha)
         return removed
@@ -203,18 +250,18 @@ class Registry:
         )
         return hashes - still_used
 
-    def set_alias(self, alias: str, ref_text: str, *, actor: str | None = None) -> Alias:
-        """Create or move an alias (atomic; drops any canary split; recorded in its history)."""
+    @audited("alias.set")
+    def set_alias(self, alias: str, ref_text: str, *, actor: str) -> Alias:
+        """Create or move an alias (atomic; drops any canary split; recorded in its history
+        and the audit log): :meth:`Aliases.set` without a canary."""
         validate_name(alias, what="alias")
-        with self.db.session() as session:
-            row = self._find(session, parse_ref(ref_text))
-            state = move_alias(session, alias, row, actor=actor or current_user())
-            assert state.updated_at is not None
-            return Alias(alias, state.target, state.updated_at)
+        state = Aliases(self, self.settings).set(alias, ref_text, actor=actor)
+        assert state.updated_at is not None
+        return Alias(alias, state.target, state.updated_at)
 
-    def delete_alias(self, alias: str, *, actor: str | None = None) -> None:
-        with self.db.session() as session:
-            remove_alias(session, alias, actor=actor or current_user())
+    @audited("alias.remove")
+    def delete_alias(self, alias: str, *, actor: str) -> None:
+        Aliases(self, self.settings).remove(alias, actor=actor)
 
     # -- reading -------------------------------------------------------------------------
 

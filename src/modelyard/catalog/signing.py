@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import aware
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.rows import find_version, ref_of
@@ -256,6 +256,7 @@ class Signatures:
         afresh: a folder kept from before could link to bytes since replaced in the store)."""
         return materialise(version, self.registry.blobs, Path(scratch))
 
+    @audited("model.sign")
     def sign(self, ref: str, private_key: Path, *, actor: str) -> Signature:
         _require_model_signing()
         from model_signing import hashing, signing
@@ -311,6 +312,7 @@ class Signatures:
         """The version's signatures, newest first."""
         return stored_signatures(self.registry.db, ref)
 
+    @audited("model.verify")
     def verify(self, ref: str, public_key: Path, *, actor: str) -> Verification:
         """Verify the stored signature(s) with ``public_key`` against the stored files, read
         again now (model-signing re-hashes them); recorded in the audit log."""

@@ -21,6 +21,7 @@ from modelyard.cli.audit_witness import app as witness_app
 from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput, UserError
+from modelyard.identity import current_user
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(witness_app, name="witness")
@@ -191,7 +192,7 @@ def purge_command(
         raise InvalidInput("no retention period: pass --days or set MODELYARD_AUDIT_RETENTION_DAYS")
     log = AuditLog(runtime.db, runtime.settings)
     try:
-        purge = purge_older_than(log, days, actor="cli")
+        purge = purge_older_than(log, days, actor=current_user())
     finally:
         log.close(checkpoint=False)
     if purge is None:
@@ -222,7 +223,7 @@ def erase_command(
         raise typer.Exit(1)
     log = AuditLog(runtime.db, runtime.settings)
     try:
-        erasure = erase_subject(log, subject, actor="cli")
+        erasure = erase_subject(log, subject, actor=current_user())
     finally:
         log.close(checkpoint=False)
     if as_json:

@@ -85,7 +85,6 @@ def apply_command(
         sources=sources,
         actor=actor_of(actor),
         manifest_sha256=manifest_digest(text),
-        settings=runtime.settings,
     )
     if as_json:
         print_json(result.to_json())

@@ -16,7 +16,7 @@ app = typer.Typer(help="API keys for the gateway (deny by default).", no_args_is
 
 def _store(ctx: typer.Context) -> KeyStore:
     runtime: Runtime = ctx.obj
-    return KeyStore(runtime.db)
+    return KeyStore(runtime.db, runtime.settings)
 
 
 @app.command("create")
@@ -48,8 +48,16 @@ def create_command(
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
         pilot=pilot,
     )
+    user = current_user()
     scoped = create_scoped_key(
-        runtime.db, name, admin=admin, team=team, scope=scope, created_by=current_user()
+        runtime.db,
+        runtime.settings,
+        name,
+        admin=admin,
+        team=team,
+        scope=scope,
+        created_by=user,
+        actor=user,
     )
     record, plaintext = scoped.key, scoped.plaintext
     if as_json:
@@ -67,7 +75,7 @@ def list_command(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
     """List keys (names, prefixes, state, team, PII policy; never secrets)."""
     runtime: Runtime = ctx.obj
     keys = _store(ctx).list()
-    described = {d["name"]: d for d in describe_keys(runtime.db)}
+    described = {d["name"]: d for d in describe_keys(runtime.db, runtime.settings)}
     if as_json:
         print_json([described[k.name] for k in keys])
         return
@@ -97,7 +105,7 @@ def revoke_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Revoke a key: the gateway refuses it from the next request on."""
-    record = _store(ctx).revoke(name)
+    record = _store(ctx).revoke(name, actor=current_user())
     if as_json:
         print_json(record.to_json())
     else:

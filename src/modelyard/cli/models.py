@@ -29,6 +29,7 @@ from modelyard.cli.output import (
 )
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput
+from modelyard.identity import current_user
 
 app = typer.Typer(help="Import, list, show and remove models.", no_args_is_help=True)
 
@@ -84,6 +85,7 @@ def import_command(
                 runtime.registry,
                 runtime.settings,
                 name=name,
+                created_by=current_user(),
                 progress=progress,
                 new_version=new_version,
             )
@@ -238,7 +240,7 @@ def rm_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a version (refused while an alias points at it); frees blobs no longer used."""
-    removed = _runtime(ctx).registry.remove(ref, all_versions=all_versions)
+    removed = _runtime(ctx).registry.remove(ref, all_versions=all_versions, actor=current_user())
     if as_json:
         print_json({"removed": [v.ref for v in removed]})
         return
@@ -329,7 +331,7 @@ def card_command(
 
     service = lifecycle(_runtime(ctx))
     if intended_use is not None:
-        service.set_intended_use(ref, intended_use)
+        service.set_intended_use(ref, intended_use, actor=current_user())
     text = card_for(service, ref)
     if output is None:
         sys.stdout.write(text)

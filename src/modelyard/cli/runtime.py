@@ -35,7 +35,7 @@ class Runtime:
     def registry(self) -> Registry:
         from modelyard.catalog.registry import Registry
 
-        return Registry(self.db, self.blobs)
+        return Registry(self.db, self.blobs, self.settings)
 
     def close(self) -> None:
         if "db" in self.__dict__:

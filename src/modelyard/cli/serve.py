@@ -26,7 +26,7 @@ def _prepare(runtime: Runtime) -> None:
     console = stderr()
     if runtime.registry.is_empty():
         _import_bundled(runtime)
-    keys = KeyStore(runtime.db)
+    keys = KeyStore(runtime.db, runtime.settings)
     if keys.count_active() == 0:
         name = FIRST_KEY_NAME
         existing = {k.name for k in keys.list()}
@@ -34,7 +34,8 @@ def _prepare(runtime: Runtime) -> None:
         while name in existing:
             suffix += 1
             name = f"{FIRST_KEY_NAME}-{suffix}"
-        _, plaintext = keys.create(name, admin=True, created_by=current_user())
+        user = current_user()
+        _, plaintext = keys.create(name, admin=True, created_by=user, actor=user)
         console.print(
             f"created admin key {name!r}; it is shown once, here, and stored only as a hash:"
         )

@@ -20,12 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelyard.catalog.aliases import move_alias
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import Stage, parse_stage, plan_path, state_of, write_transition
 from modelyard.catalog.records import NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.catalog.rows import find_version
-from modelyard.config import Settings
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.store.blobs import StoredBlob
 from modelyard.store.lifecycle_tables import AdvisoryRow, VersionStateRow
@@ -115,6 +114,7 @@ def gather_files(
     return created
 
 
+@audited("deploy.apply")
 def apply_manifest(
     registry: Registry,
     manifest: dict[str, Any],
@@ -122,9 +122,9 @@ def apply_manifest(
     sources: list[Path],
     actor: str,
     manifest_sha256: str,
-    settings: Settings | None = None,
 ) -> ApplyResult:
-    """Apply ``manifest``; with ``settings``, the apply is also an audit-log event."""
+    """Apply ``manifest`` in one transaction with its ``deploy.apply`` audit event, which
+    names every version registered, stage set and alias moved."""
     models: dict[str, Any] = manifest.get("models") or {}
     aliases: dict[str, Any] = manifest.get("aliases") or {}
     created = gather_files(registry, models, sources)
@@ -150,16 +150,15 @@ def apply_manifest(
                     reason=reason,
                 )
                 result.aliases.append(name)
-            if settings is not None:
-                append_event(
-                    session,
-                    registry.db,
-                    settings,
-                    "deploy.apply",
-                    actor,
-                    f"manifest:{manifest_sha256[:12]}",
-                    {"manifest_sha256": manifest_sha256, **result.to_json()},
-                )
+            append_event(
+                session,
+                registry.db,
+                registry.settings,
+                "deploy.apply",
+                actor,
+                f"manifest:{manifest_sha256[:12]}",
+                {"manifest_sha256": manifest_sha256, **result.to_json()},
+            )
     except BaseException:
         referenced = registry.referenced_blobs()
         for blob in created:

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from modelyard.catalog.audit_events import append_event
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.lifecycle import aware
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
@@ -171,6 +171,7 @@ def _tail(process: WorkerProcess) -> str:
     return process.log_tail()
 
 
+@audited("model.trial_load")
 def run_trial_load(
     registry: Registry,
     settings: Settings,

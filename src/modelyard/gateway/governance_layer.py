@@ -103,7 +103,7 @@ class Governance:
         audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
-        self.policies = KeyPolicies(db)
+        self.policies = KeyPolicies(db, settings)
         self.limiter = limiter or open_limiter(settings)
         self.analyzer = Analyzer.from_settings(settings)
         self.audit = audit or AuditLog(db, settings)

@@ -67,7 +67,7 @@ class Gateway:
     def open(cls, settings: Settings) -> Gateway:
         settings.ensure_home()
         db = Database(settings.resolved_database_url)
-        registry = Registry(db, open_blob_store(settings))
+        registry = Registry(db, open_blob_store(settings), settings)
         workers = pool_from_settings(settings, registry.blobs)
         admission = Admission(
             slots=settings.worker_slots,
@@ -99,7 +99,7 @@ class Gateway:
             settings,
             db,
             registry,
-            KeyStore(db),
+            KeyStore(db, settings),
             workers,
             admission,
             scheduler,

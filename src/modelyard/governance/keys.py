@@ -18,8 +18,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.names import validate_name
+from modelyard.config import Settings
 from modelyard.errors import Conflict, NotFound, Unauthorized
 from modelyard.store.database import Database
 from modelyard.store.keys_tables import ApiKeyRow
@@ -94,30 +97,57 @@ def _record(row: ApiKeyRow) -> ApiKey:
     )
 
 
-class KeyStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+def insert_key(session: Session, name: str, *, admin: bool, created_by: str) -> tuple[ApiKey, str]:
+    """Insert a new key in the caller's transaction (the caller records ``key.create``);
+    returns its record and the plaintext, which is never stored."""
+    validate_name(name, what="key name")
+    key_id = secrets.token_hex(_ID_BYTES)
+    plaintext = f"{PREFIX}-{key_id}-{secrets.token_urlsafe(_SECRET_BYTES)}"
+    if session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name)) is not None:
+        raise Conflict(f"a key named {name!r} already exists", param="name")
+    row = ApiKeyRow(
+        id=key_id,
+        name=name,
+        secret_sha256=hash_key(plaintext),
+        admin=admin,
+        created_by=created_by,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return _record(row), plaintext
 
-    def create(self, name: str, *, admin: bool = False, created_by: str) -> tuple[ApiKey, str]:
+
+def key_created(key: ApiKey) -> dict[str, Any]:
+    """The details of a ``key.create`` event: never the secret, nor its hash."""
+    return {"admin": key.admin, "id": key.id}
+
+
+class KeyStore:
+    """The gateway's keys. Creating and revoking are audited in the same transaction."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @audited("key.create")
+    def create(
+        self, name: str, *, admin: bool = False, created_by: str, actor: str
+    ) -> tuple[ApiKey, str]:
         """A new key; returns its record and the plaintext, which is never stored."""
         validate_name(name, what="key name")
-        key_id = secrets.token_hex(_ID_BYTES)
-        plaintext = f"{PREFIX}-{key_id}-{secrets.token_urlsafe(_SECRET_BYTES)}"
-        row = ApiKeyRow(
-            id=key_id,
-            name=name,
-            secret_sha256=hash_key(plaintext),
-            admin=admin,
-            created_by=created_by,
-            created_at=utcnow(),
-        )
         try:
             with self.db.session() as session:
-                if session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name)) is not None:
-                    raise Conflict(f"a key named {name!r} already exists", param="name")
-                session.add(row)
-                session.flush()
-                record = _record(row)
+                record, plaintext = insert_key(session, name, admin=admin, created_by=created_by)
+                append_event(
+                    session,
+                    self.db,
+                    self.settings,
+                    "key.create",
+                    actor,
+                    f"key:{name}",
+                    key_created(record),
+                )
         except IntegrityError as exc:
             raise Conflict(f"a key named {name!r} already exists", param="name") from exc
         return record, plaintext
@@ -133,15 +163,29 @@ class KeyStore:
                 raise NotFound(f"no key named {name!r}", param="name")
             return _record(row)
 
-    def revoke(self, name: str) -> ApiKey:
+    @audited("key.revoke")
+    def revoke(self, name: str, *, actor: str) -> ApiKey:
+        """Revoke ``name`` (the gateway refuses it from the next request on); revoking a
+        revoked key changes nothing and is still recorded, as the attempt it was."""
         with self.db.session() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
             if row is None:
                 raise NotFound(f"no key named {name!r}", param="name")
-            if row.revoked_at is None:
+            already = row.revoked_at is not None
+            if not already:
                 row.revoked_at = utcnow()
             session.flush()
-            return _record(row)
+            record = _record(row)
+            append_event(
+                session,
+                self.db,
+                self.settings,
+                "key.revoke",
+                actor,
+                f"key:{name}",
+                {"id": record.id, "already_revoked": already},
+            )
+            return record
 
     def count_active(self) -> int:
         with self.db.session() as session:

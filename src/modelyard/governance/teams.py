@@ -6,8 +6,11 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelyard.audit.canonical import iso_now
+from modelyard.catalog.audit_events import append_event, audited
+from modelyard.config import Settings
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.scopes import Access, Scope
 from modelyard.store.database import Database
@@ -46,24 +49,38 @@ def check_team_name(name: str) -> str:
 
 
 class Teams:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Teams and their scopes; every change is audited in its own transaction."""
 
-    def create(self, name: str, scope: Scope | None = None) -> Team:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def _audit(self, session: Session, kind: str, actor: str, name: str, scope: Scope) -> None:
+        details = {"scope": scope.to_json()}
+        append_event(session, self.db, self.settings, kind, actor, f"team:{name}", details)
+
+    @audited("team.create")
+    def create(self, name: str, scope: Scope | None = None, *, actor: str) -> Team:
         check_team_name(name)
+        scope = scope or Scope()
         with self.db.session() as session:
             if session.get(TeamRow, name) is not None:
                 raise Conflict(f"team {name!r} already exists")
-            row = TeamRow(name=name, scope=(scope or Scope()).to_json(), created_at=iso_now())
+            row = TeamRow(name=name, scope=scope.to_json(), created_at=iso_now())
             session.add(row)
-        return Team(name, scope or Scope(), row.created_at)
+            session.flush()
+            self._audit(session, "team.create", actor, name, scope)
+        return Team(name, scope, row.created_at)
 
-    def update(self, name: str, scope: Scope) -> Team:
+    @audited("team.update")
+    def update(self, name: str, scope: Scope, *, actor: str) -> Team:
         with self.db.session() as session:
             row = session.get(TeamRow, name)
             if row is None:
                 raise NotFound(f"no team {name!r}")
             row.scope = scope.to_json()
+            session.flush()
+            self._audit(session, "team.update", actor, name, scope)
             return Team(name, scope, row.created_at)
 
     def get(self, name: str) -> Team:
@@ -78,7 +95,8 @@ class Teams:
             rows = session.execute(select(TeamRow).order_by(TeamRow.name)).scalars().all()
             return [Team(r.name, Scope.from_json(r.scope), r.created_at) for r in rows]
 
-    def delete(self, name: str) -> None:
+    @audited("team.delete")
+    def delete(self, name: str, *, actor: str) -> None:
         with self.db.session() as session:
             row = session.get(TeamRow, name)
             if row is None:
@@ -88,25 +106,48 @@ class Teams:
             ).first()
             if members is not None:
                 raise Conflict(f"team {name!r} still has keys (e.g. {members[0]!r})")
+            scope = Scope.from_json(row.scope)
             session.delete(row)
+            session.flush()
+            self._audit(session, "team.delete", actor, name, scope)
+
+
+def put_policy(session: Session, key_name: str, team: str | None, scope: Scope) -> KeyPolicy:
+    """Store a key's team and scope in the caller's transaction (the caller records the
+    event: ``key.create`` or ``key.policy.set``)."""
+    if team is not None and session.get(TeamRow, team) is None:
+        raise NotFound(f"no team {team!r} (create it with `modelyard teams create`)")
+    row = session.get(KeyPolicyRow, key_name)
+    if row is None:
+        row = KeyPolicyRow(key_name=key_name)
+        session.add(row)
+    row.team, row.scope, row.updated_at = team, scope.to_json(), iso_now()
+    session.flush()
+    return KeyPolicy(key_name, team, scope)
 
 
 class KeyPolicies:
-    """Scope and team of each gateway key, stored by key name beside the keys table."""
+    """Scope and team of each gateway key, stored by key name beside the keys table.
+    Changes are audited; :meth:`access` (the request path) only reads."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
+        self.settings = settings
 
-    def set(self, key_name: str, team: str | None, scope: Scope) -> KeyPolicy:
+    @audited("key.policy.set")
+    def set(self, key_name: str, team: str | None, scope: Scope, *, actor: str) -> KeyPolicy:
         with self.db.session() as session:
-            if team is not None and session.get(TeamRow, team) is None:
-                raise NotFound(f"no team {team!r} (create it with `modelyard teams create`)")
-            row = session.get(KeyPolicyRow, key_name)
-            if row is None:
-                row = KeyPolicyRow(key_name=key_name)
-                session.add(row)
-            row.team, row.scope, row.updated_at = team, scope.to_json(), iso_now()
-        return KeyPolicy(key_name, team, scope)
+            policy = put_policy(session, key_name, team, scope)
+            append_event(
+                session,
+                self.db,
+                self.settings,
+                "key.policy.set",
+                actor,
+                f"key:{key_name}",
+                {"team": team, "scope": scope.to_json()},
+            )
+        return policy
 
     def get(self, key_name: str) -> KeyPolicy | None:
         with self.db.session() as session:
@@ -115,11 +156,25 @@ class KeyPolicies:
                 return None
             return KeyPolicy(row.key_name, row.team, Scope.from_json(row.scope))
 
-    def delete(self, key_name: str) -> None:
+    @audited("key.policy.delete")
+    def delete(self, key_name: str, *, actor: str) -> None:
+        """Remove the key's scope (it falls back to no restriction of its own)."""
         with self.db.session() as session:
             row = session.get(KeyPolicyRow, key_name)
-            if row is not None:
-                session.delete(row)
+            if row is None:
+                raise NotFound(f"key {key_name!r} has no scope of its own", param="name")
+            details = {"team": row.team, "scope": dict(row.scope or {})}
+            session.delete(row)
+            session.flush()
+            append_event(
+                session,
+                self.db,
+                self.settings,
+                "key.policy.delete",
+                actor,
+                f"key:{key_name}",
+                details,
+            )
 
     def access(self, key_name: str, *, admin: bool = False) -> Access:
         """The access of a key authenticated elsewhere (the gateway's keys table)."""

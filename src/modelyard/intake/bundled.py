@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelyard.catalog.audit_events import audited
 from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import place
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
@@ -150,6 +151,7 @@ def import_bundled(
     return [import_one(registry, settings, spec, progress=progress) for spec in specs]
 
 
+@audited("model.import", "lifecycle.place")
 def import_one(
     registry: Registry,
     settings: Settings,
@@ -157,6 +159,8 @@ def import_one(
     *,
     progress: ProgressFactory | None = None,
 ) -> tuple[ModelVersion, bool]:
+    """Register one bundled model and place it in production (both audited); one already
+    registered is returned as it is, and nothing is recorded."""
     existing = find_bundled(registry, spec)
     if existing is not None:
         return existing, False
@@ -164,14 +168,7 @@ def import_one(
         version = _import_gguf(registry, settings, spec, progress)
     else:
         version = _import_folder(registry, settings, spec, progress)
-    place(
-        registry,
-        version.ref,
-        Stage.PRODUCTION,
-        actor=version.created_by,
-        reason=REASON,
-        settings=settings,
-    )
+    place(registry, version.ref, Stage.PRODUCTION, actor=version.created_by, reason=REASON)
     return version, True
 
 
@@ -249,7 +246,7 @@ def _import_folder(
     plan = plan_import(folder, spec.name, settings)
     version = execute_import(plan, registry, progress=progress, lineage=_lineage(spec))
     if version.digest != spec.sha256 or version.metadata.get("license") != spec.licence:
-        registry.remove(version.ref)
+        registry.remove(version.ref, actor=version.created_by)
         raise Fault(
             f"the bundled model {spec.name} failed verification: its files have manifest "
             f"digest {version.digest} and licence {version.metadata.get('license')!r}, "

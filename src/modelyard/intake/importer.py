@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from modelyard.catalog.audit_events import audited
 from modelyard.catalog.names import derive_name, validate_name
 from modelyard.catalog.records import ModelVersion, NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
@@ -156,6 +157,7 @@ def manifest_digest(entries: list[VersionFile]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+@audited("model.import")
 def execute_import(
     plan: ImportPlan,
     registry: Registry,
@@ -245,6 +247,7 @@ def _discard_new_blobs(registry: Registry, stored: list[StoredBlob]) -> None:
         registry.blobs.delete(sha)
 
 
+@audited("model.import")
 def import_path(
     path: Path,
     registry: Registry,
@@ -256,7 +259,8 @@ def import_path(
     new_version: bool = False,
 ) -> ModelVersion:
     """Import ``path`` as the next version of its name; the same bytes as an existing version
-    of that name are refused (Conflict) unless ``new_version``."""
+    of that name are refused (Conflict) unless ``new_version``. Audited as ``model.import``
+    (by :meth:`Registry.add_version`), with ``created_by`` (default: this OS user) as actor."""
     plan = plan_import(path, name, settings)
     return execute_import(
         plan,

@@ -1,4 +1,5 @@
-"""``/admin``: teams and keys over HTTP (admin keys only); every change is an audit event."""
+"""``/admin``: teams and keys over HTTP (admin keys only). Every change is an audit event,
+written by the service in the change's own transaction, with the admin key's name as actor."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.audit.log import AuditEntry
-from modelyard.errors import Unavailable
 from modelyard.gateway.auth import require_admin
 from modelyard.gateway.routes.common import gateway_of
-from modelyard.gateway.state import Gateway
 from modelyard.governance.key_admin import create_scoped_key, describe_keys
-from modelyard.governance.keys import KeyStore, Principal
+from modelyard.governance.keys import Principal
 from modelyard.governance.scopes import Limits, Scope, parse_expiry
 from modelyard.governance.teams import Teams
 
@@ -61,17 +59,10 @@ class KeyBody(ScopeBody):
     team: str | None = None
 
 
-def _event(gateway: Gateway, actor: str, event: str, subject: str) -> None:
-    if gateway.governance is None:
-        raise Unavailable("the audit log is not open")
-    gateway.governance.audit.append(
-        AuditEntry(kind="event", actor=actor, target=subject, details={"event": event})
-    )
-
-
 @router.get("/teams")
 async def list_teams(request: Request, _: Principal = Depends(require_admin)) -> dict[str, Any]:
-    teams = await asyncio.to_thread(Teams(gateway_of(request).db).list)
+    gateway = gateway_of(request)
+    teams = await asyncio.to_thread(Teams(gateway.db, gateway.settings).list)
     return {"object": "list", "data": [t.to_json() for t in teams]}
 
 
@@ -82,9 +73,8 @@ async def create_team(
     gateway = gateway_of(request)
 
     def work() -> dict[str, Any]:
-        team = Teams(gateway.db).create(body.name, body.scope())
-        _event(gateway, principal.key_name, "team.create", f"team:{team.name}")
-        return team.to_json()
+        teams = Teams(gateway.db, gateway.settings)
+        return teams.create(body.name, body.scope(), actor=principal.key_name).to_json()
 
     return JSONResponse(await asyncio.to_thread(work), status_code=201)
 
@@ -96,8 +86,7 @@ async def delete_team(
     gateway = gateway_of(request)
 
     def work() -> None:
-        Teams(gateway.db).delete(name)
-        _event(gateway, principal.key_name, "team.delete", f"team:{name}")
+        Teams(gateway.db, gateway.settings).delete(name, actor=principal.key_name)
 
     await asyncio.to_thread(work)
     return {"name": name, "deleted": True}
@@ -105,7 +94,8 @@ async def delete_team(
 
 @router.get("/keys")
 async def list_keys(request: Request, _: Principal = Depends(require_admin)) -> dict[str, Any]:
-    data = await asyncio.to_thread(describe_keys, gateway_of(request).db)
+    gateway = gateway_of(request)
+    data = await asyncio.to_thread(describe_keys, gateway.db, gateway.settings)
     return {"object": "list", "data": data}
 
 
@@ -118,13 +108,14 @@ async def create_key(
     def work() -> dict[str, Any]:
         scoped = create_scoped_key(
             gateway.db,
+            gateway.settings,
             body.name,
             admin=body.admin,
             team=body.team,
             scope=body.scope(),
             created_by=f"key:{principal.key_name}",
+            actor=principal.key_name,
         )
-        _event(gateway, principal.key_name, "key.create", f"key:{body.name}")
         return scoped.to_json(with_secret=True)
 
     return JSONResponse(await asyncio.to_thread(work), status_code=201)
@@ -137,8 +128,6 @@ async def revoke_key(
     gateway = gateway_of(request)
 
     def work() -> dict[str, Any]:
-        record = KeyStore(gateway.db).revoke(name)
-        _event(gateway, principal.key_name, "key.revoke", f"key:{name}")
-        return record.to_json()
+        return gateway.keys.revoke(name, actor=principal.key_name).to_json()
 
     return await asyncio.to_thread(work)
