@@ -18,6 +18,7 @@ from modelyard.config import Settings
 from modelyard.errors import InvalidInput, NotFound
 from modelyard.store.database import Database
 from tests.audit.entries import request_entry
+from tests.audit.witnessing import rehash
 
 
 def _age(db: Database, through_seq: int, days: int) -> None:
@@ -29,33 +30,13 @@ def _age(db: Database, through_seq: int, days: int) -> None:
         )
 
 
-def _rehash(db: Database) -> None:
-    """Re-seal the chain after back-dating (what an honest older log would look like)."""
-    from modelyard.audit.canonical import GENESIS_HASH, HASHED_FIELDS, record_hash
-
-    with db.engine.begin() as conn:
-        rows = conn.execute(sa.text("SELECT * FROM audit_records ORDER BY seq")).mappings().all()
-        prev = GENESIS_HASH
-        for row in rows:
-            fields = {k: row[k] for k in HASHED_FIELDS}
-            if isinstance(fields["details"], str):
-                fields["details"] = json.loads(fields["details"])
-            digest = record_hash(fields, prev)
-            conn.execute(
-                sa.text("UPDATE audit_records SET prev_hash = :p, hash = :h WHERE seq = :s"),
-                {"p": prev, "h": digest, "s": row["seq"]},
-            )
-            prev = digest
-        conn.execute(sa.text("UPDATE audit_head SET hash = :h"), {"h": prev})
-
-
 def test_purge_keeps_the_chain_verifiable(audit_db: Database, settings: Settings) -> None:
     settings.audit_checkpoint_every = 1000
     log = AuditLog(audit_db, settings)
     for n in range(8):
         log.append(request_entry(n))
     _age(audit_db, 5, days=40)
-    _rehash(audit_db)
+    rehash(audit_db)
     log.checkpoint()
     purge = purge_older_than(log, 30)
     assert purge is not None and purge.seq == 9

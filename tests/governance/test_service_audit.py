@@ -56,6 +56,7 @@ from modelyard.intake.bundled import BundledModel, import_one
 from modelyard.intake.importer import execute_import, import_path, plan_import
 from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
+from tests.audit.witnessing import rehash
 from tests.catalog.attest import key_pair, register_file
 from tests.factories import write_tiny_gguf
 from tests.governance.clirun import run_cli
@@ -302,27 +303,7 @@ def _old_records(y: Yard) -> None:
     old = iso(datetime.now(UTC) - timedelta(days=40))
     with y.db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_records SET at = :at WHERE seq <= 2"), {"at": old})
-    _reseal(y)
-
-
-def _reseal(y: Yard) -> None:
-    """Re-seal the chain after back-dating (what an honest older log would look like)."""
-    from modelyard.audit.canonical import GENESIS_HASH, HASHED_FIELDS, record_hash
-
-    with y.db.engine.begin() as conn:
-        rows = conn.execute(sa.text("SELECT * FROM audit_records ORDER BY seq")).mappings().all()
-        prev = GENESIS_HASH
-        for row in rows:
-            fields = {k: row[k] for k in HASHED_FIELDS}
-            if isinstance(fields["details"], str):
-                fields["details"] = json.loads(fields["details"])
-            digest = record_hash(fields, prev)
-            conn.execute(
-                sa.text("UPDATE audit_records SET prev_hash = :p, hash = :h WHERE seq = :s"),
-                {"p": prev, "h": digest, "s": row["seq"]},
-            )
-            prev = digest
-        conn.execute(sa.text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    rehash(y.db)  # re-seal after back-dating, as an honest older log would be
 
 
 def _bundle(y: Yard) -> None:
