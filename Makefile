@@ -64,7 +64,14 @@ system-deps:
 	  echo "Installing Debian's chromium and softhsm2 for the tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium softhsm2 >/dev/null; }
 
-unit: $(VENV)/.installed-dev system-deps
+# The OIDC login tests run a real provider (oidc-provider, the certified Node.js
+# implementation) from the npm registry, pinned by tests/oidc/package-lock.json.
+OIDC_PROVIDER := tests/oidc/node_modules/.installed
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+	@touch $@
+
+unit: $(VENV)/.installed-dev system-deps $(OIDC_PROVIDER)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck lockcheck unit

@@ -50,6 +50,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _quick_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Operator passwords are hashed with argon2id at its RFC 9106 cost (~0.2 s a hash here);
+    tests that only need *a* login use the same algorithm at its smallest cost, as web
+    frameworks' test runners do. A test marked ``real_argon2`` keeps the real cost."""
+    if request.node.get_closest_marker("real_argon2") is not None:
+        return
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        "modelyard.operators.passwords._hasher",
+        lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+    )
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests may talk to this machine only: anything else is a bug (nothing downloads)."""
     real_connect = socket.socket.connect

@@ -121,6 +121,32 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     """Policy for stage transitions; default: modelyard.toml or policy.yaml in the home."""
 
+    # Operators: who may change what (docs/operators.md).
+    operator_session_hours: float = Field(default=8.0, gt=0)
+    """How long a console session or a ``modelyard login`` token stays valid."""
+    operator_session_idle_minutes: float = Field(default=60.0, gt=0)
+    """A console session unused this long expires (the CLI token only by its age)."""
+    oidc_issuer: str | None = None
+    """The organisation's OpenID Connect issuer URL; unset: local accounts only."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    """The client secret, if the provider issued one (PKCE is used either way)."""
+    oidc_cli_client_id: str | None = None
+    """The public client (no secret) that ``modelyard login --sso`` uses for the device
+    flow; default: ``oidc_client_id`` with its secret."""
+    oidc_redirect_url: str | None = None
+    """Where the provider sends the browser back: ``https://HOST/console/auth/callback``;
+    default: derived from the request."""
+    oidc_scopes: str = "openid profile email groups"
+    oidc_groups_claim: str = "groups"
+    oidc_username_claim: str = "preferred_username"
+    oidc_role_map: str = ""
+    """Group to role: ``"ml-admins=admin,ml-approvers=approver,staff=viewer"`` (a group may
+    appear several times). A user in no mapped group cannot log in."""
+    console_secure_cookies: bool | None = None
+    """``Secure`` session cookies; default: when the request came over HTTPS (directly or
+    as the reverse proxy's ``X-Forwarded-Proto`` says, from ``forwarded_allow_ips``)."""
+
     # Governance and audit (docs/governance.md).
     audit_checkpoint_every: int = Field(default=100, ge=1)
     """Sign a checkpoint (sequence number + head hash) every N audit records."""

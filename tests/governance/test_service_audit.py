@@ -34,9 +34,10 @@ from modelyard.audit.retention import purge_older_than
 from modelyard.audit.verify import verify
 from modelyard.catalog.advisories import SYSTEM_ACTOR, Advisories, raise_load_refusal
 from modelyard.catalog.aliases import Aliases
-from modelyard.catalog.audit_events import EVENT_KINDS, audited_kinds
+from modelyard.catalog.audit_events import EVENT_KINDS, audited_kinds, failure_kinds
 from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.promotion import Lifecycle, place
+from modelyard.catalog.proposals import Proposals
 from modelyard.catalog.records import NewVersion, VersionFile
 from modelyard.catalog.registry import Registry
 from modelyard.catalog.signing import Signatures
@@ -44,7 +45,7 @@ from modelyard.config import Settings
 from modelyard.deploy.apply import apply_manifest
 from modelyard.deploy.manifest import build_manifest
 from modelyard.engines.trial_load import run_trial_load
-from modelyard.errors import ModelyardError
+from modelyard.errors import InvalidInput, ModelyardError
 from modelyard.gateway.app import create_app
 from modelyard.governance.key_admin import create_scoped_key
 from modelyard.governance.keys import KeyStore
@@ -54,6 +55,11 @@ from modelyard.governance.teams import KeyPolicies, Teams
 from modelyard.identity import current_user
 from modelyard.intake.bundled import BundledModel, import_one
 from modelyard.intake.importer import execute_import, import_path, plan_import
+from modelyard.operators.accounts import OperatorAccounts
+from modelyard.operators.denials import record_denial
+from modelyard.operators.principal import Operator
+from modelyard.operators.roles import Role
+from modelyard.operators.sessions import OperatorSessions
 from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from tests.audit.witnessing import rehash
@@ -71,6 +77,7 @@ SERVICE_PACKAGES = (
     "modelyard.intake",
     "modelyard.deploy",
     "modelyard.audit",
+    "modelyard.operators",
 )
 SERVICE_MODULES = (
     "modelyard.engines.trial_load",
@@ -117,6 +124,11 @@ EXEMPT: dict[str, str] = {
     "rows with the model's digest and the data's SHA-256, named by the lifecycle.promote "
     "event of a promotion that relies on them",
     "modelyard.evaluate.probe_runs.run_probes": "bias runs: evidence, as RunStore",
+    "modelyard.operators.cli_session.save_token": "the CLI's own login token file (0600); the "
+    "login that issued it is operator.login",
+    "modelyard.operators.sessions.revoke_all_in": SESSION_STEP + " operator.update",
+    "modelyard.operators.oidc": "talks to the identity provider; the login it proves is "
+    "recorded by OperatorAccounts.login_oidc",
     "modelyard.hardware.store.ProfileStore.": "hardware profiles are cost-model inputs "
     "(JSON files in the home), not governance state",
 }
@@ -171,7 +183,11 @@ def test_exemptions_name_what_exists_and_is_not_audited() -> None:
 
 
 def test_every_event_kind_is_written_by_a_service_and_documented() -> None:
-    declared = {k for _, fn in _public_callables() for k in audited_kinds(fn) or ()}
+    declared = {
+        k
+        for _, fn in _public_callables()
+        for k in (*(audited_kinds(fn) or ()), *(failure_kinds(fn) or ()))
+    }
     assert declared == set(EVENT_KINDS)
     docs = DOCS.read_text(encoding="utf-8")
     assert [k for k in EVENT_KINDS if f"| `{k}` |" not in docs] == []
@@ -205,6 +221,12 @@ class Yard:
 
     def lifecycle(self) -> Lifecycle:
         return Lifecycle(self.registry, self.settings, Policy())
+
+    def accounts(self) -> OperatorAccounts:
+        return OperatorAccounts(self.db, self.settings)
+
+    def proposals(self) -> Proposals:
+        return Proposals(self.lifecycle())
 
     def advisories(self) -> Advisories:
         return Advisories(self.registry)
@@ -320,6 +342,32 @@ def _bundle(y: Yard) -> None:
         file_name="tinyb.gguf",
     )
     y.saved["spec"], y.saved["forged"] = spec, replace(spec, sha256="0" * 64)
+
+
+PASSWORD = "correct horse battery"
+
+
+def _operator(y: Yard, name: str = "alice") -> None:
+    y.accounts().create(name, {Role.OPERATOR}, password=PASSWORD, actor="ops")
+
+
+def _logged_in(y: Yard) -> None:
+    _operator(y)
+    alice = y.accounts().login_password("alice", PASSWORD)
+    y.saved["token"] = OperatorSessions(y.db, y.settings).issue(alice, "cli").token
+
+
+def _raises_user_error(call: Callable[[], Any]) -> None:
+    """Runs ``call``, which must raise KeyError (an unknown action), as a ModelyardError."""
+    try:
+        call()
+    except KeyError as exc:
+        raise InvalidInput(f"unknown action {exc}") from exc
+
+
+def _proposed(y: Yard) -> None:
+    _version(y, "m")
+    y.saved["proposal"] = y.proposals().propose("m@1", "candidate", actor="alice", reason="go").id
 
 
 def _imported(y: Yard) -> None:
@@ -590,7 +638,7 @@ CASES = [
         act=lambda y: import_one(y.registry, y.settings, y.saved["spec"]),
         subjects=_same("tinyb@1", "tinyb@1"),
         fail=lambda y: import_one(y.registry, y.settings, y.saved["forged"]),
-        actor=current_user(),
+        actor=f"os:{current_user()}",
     ),
     Case(
         execute_import,
@@ -618,6 +666,121 @@ CASES = [
         ),
     ),
 ]
+CASES += [
+    Case(
+        OperatorAccounts.create,
+        prepare=lambda y: _operator(y, "dup"),
+        act=lambda y: y.accounts().create("bob", {Role.VIEWER}, password=PASSWORD, actor=ACTOR),
+        subjects=_same("operator:bob"),
+        fail=lambda y: y.accounts().create("dup", {Role.VIEWER}, password=None, actor=ACTOR),
+    ),
+    Case(
+        OperatorAccounts.update,
+        prepare=_operator,
+        act=lambda y: y.accounts().update("alice", actor=ACTOR, roles={Role.APPROVER}),
+        subjects=_same("operator:alice"),
+        fail=lambda y: y.accounts().update("nobody", actor=ACTOR, disabled=True),
+    ),
+    Case(
+        OperatorAccounts.set_password,
+        prepare=_operator,
+        act=lambda y: y.accounts().set_password("alice", PASSWORD + "!", actor=ACTOR),
+        subjects=_same("operator:alice"),
+        fail=lambda y: y.accounts().set_password("alice", "short", actor=ACTOR),
+    ),
+    Case(
+        OperatorAccounts.enrol_totp,
+        prepare=_operator,
+        act=lambda y: y.accounts().enrol_totp("alice", actor=ACTOR),
+        subjects=_same("operator:alice"),
+        fail=lambda y: y.accounts().enrol_totp("nobody", actor=ACTOR),
+    ),
+    Case(
+        OperatorAccounts.remove_totp,
+        prepare=_operator,
+        act=lambda y: y.accounts().remove_totp("alice", actor=ACTOR),
+        subjects=_same("operator:alice"),
+        fail=lambda y: y.accounts().remove_totp("nobody", actor=ACTOR),
+    ),
+    Case(
+        OperatorAccounts.login_password,
+        prepare=_operator,
+        act=lambda y: y.accounts().login_password("alice", PASSWORD),
+        subjects=_same("operator:alice"),
+        fail=lambda y: y.accounts().login_password("alice", "wrong password"),
+        actor="alice",
+    ),
+    Case(
+        OperatorAccounts.login_oidc,
+        act=lambda y: y.accounts().login_oidc(
+            "sub-1", "carol", frozenset({Role.VIEWER}), issuer="https://idp"
+        ),
+        subjects=_same("operator:carol"),
+        fail=lambda y: y.accounts().login_oidc("sub-2", "dan", frozenset(), issuer="https://idp"),
+        actor="carol",
+    ),
+    Case(
+        OperatorAccounts.impersonate,
+        act=lambda y: y.accounts().impersonate(
+            "bob", by=Operator(ACTOR, frozenset({Role.ADMIN}), "local")
+        ),
+        subjects=_same("operator:bob"),
+        fail=lambda y: y.accounts().impersonate(
+            "bob", by=Operator(ACTOR, frozenset({Role.OPERATOR}), "local")
+        ),
+    ),
+    Case(
+        OperatorSessions.revoke,
+        prepare=_logged_in,
+        act=lambda y: OperatorSessions(y.db, y.settings).revoke(y.saved["token"]),
+        subjects=_same("operator:alice"),
+        fail=lambda y: OperatorSessions(y.db, y.settings).revoke(y.saved["token"]),
+        actor="alice",
+    ),
+    Case(
+        record_denial,
+        act=lambda y: record_denial(
+            y.db,
+            y.settings,
+            Operator(ACTOR, frozenset({Role.VIEWER}), "local"),
+            "keys.manage",
+            path="/console/keys/new",
+            method="POST",
+        ),
+        subjects=_same("/console/keys/new"),
+        fail=lambda y: _raises_user_error(
+            lambda: record_denial(
+                y.db,
+                y.settings,
+                Operator(ACTOR, frozenset({Role.VIEWER}), "local"),
+                "no.such.action",
+                path="/x",
+                method="POST",
+            )
+        ),
+    ),
+    Case(
+        Proposals.propose,
+        prepare=lambda y: _version(y, "m"),
+        act=lambda y: y.proposals().propose("m@1", "candidate", actor=ACTOR, reason="ready"),
+        subjects=_same("m@1"),
+        fail=lambda y: y.proposals().propose("m@1", "candidate", actor=ACTOR, reason=" "),
+    ),
+    Case(
+        Proposals.approve,
+        prepare=_proposed,
+        act=lambda y: y.proposals().approve(y.saved["proposal"], actor=ACTOR, reason="ok"),
+        subjects=_same("m@1", "m@1"),
+        fail=lambda y: y.proposals().approve(y.saved["proposal"], actor=ACTOR, reason="again"),
+    ),
+    Case(
+        Proposals.reject,
+        prepare=_proposed,
+        act=lambda y: y.proposals().reject(y.saved["proposal"], actor=ACTOR, reason="no"),
+        subjects=_same("m@1"),
+        fail=lambda y: y.proposals().reject(y.saved["proposal"], actor=ACTOR, reason="no"),
+    ),
+]
 ON_POSTGRESQL = ("KeyStore.create", "Teams.delete", "Registry.add_version", "Lifecycle.promote")
 
 
@@ -638,7 +801,8 @@ def _check(case: Case, y: Yard) -> None:
     before = y.head()
     with pytest.raises(ModelyardError):
         case.fail(y)
-    assert [r["seq"] for r in y.records() if r["seq"] > before] == []
+    expected = list(failure_kinds(case.method) or ())  # a failed login is evidence too
+    assert [_event_kind(r) for r in y.records() if r["seq"] > before] == expected
     assert verify(y.db, y.settings).ok
 
 
@@ -698,9 +862,9 @@ def test_admin_api_changes_are_recorded_once_with_the_admin_key_as_actor(yard: Y
     seen = [(_event_kind(r), r["actor"], r["target"]) for r in yard.records()]
     assert seen == [
         ("key.create", "tests", "key:ops"),
-        ("team.create", "ops", "team:lab"),
-        ("key.create", "ops", "key:bob"),
-        ("key.revoke", "ops", "key:bob"),
+        ("team.create", "key:ops", "team:lab"),
+        ("key.create", "key:ops", "key:bob"),
+        ("key.revoke", "key:ops", "key:bob"),
     ]
 
 
@@ -714,7 +878,7 @@ def test_cli_changes_are_audited_with_the_os_user(tmp_path: Path) -> None:
     run_cli(home, "keys", "revoke", "alice")
     records = json.loads(run_cli(home, "audit", "list", "--kind", "event", "--json").stdout)
     seen = [(r["details"]["event"], r["actor"], r["target"]) for r in reversed(records)]
-    user = current_user()
+    user = f"os:{current_user()}"  # nobody logged in: the OS user, marked as such
     assert seen == [
         ("team.create", user, "team:lab"),
         ("key.create", user, "key:alice"),

@@ -17,9 +17,11 @@ from tests.harness import serve_in_thread
 from tests.lifecycle.helpers import add_run, add_version
 
 POLICY = """
+[policy.stages.approved]
+evals = [{ suite = "clinic-qa", metric = "contains", min = 0.8 }]
+
 [policy.stages.production]
 four_eyes = true
-evals = [{ suite = "clinic-qa", metric = "contains", min = 0.8 }]
 """
 
 
@@ -46,7 +48,7 @@ def api(fast_registry: Registry, sqlite_settings: Settings) -> Iterator[Admin]:
 
 
 def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
-    mine = add_version(fast_registry, "m", created_by="ops")
+    mine = add_version(fast_registry, "m", created_by="key:ops")
     theirs = add_version(fast_registry, "m", created_by="alice")
     add_run(fast_registry, mine, score=0.9)
     add_run(fast_registry, theirs, score=0.9)
@@ -57,7 +59,7 @@ def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
         check = http.get(
             f"{api.url}/models/m@1/policy-check", params={"to": "production"}, headers=api.admin
         ).json()
-        assert check["allowed"] is False and check["actor"] == "ops"
+        assert check["allowed"] is False and check["actor"] == "key:ops"
         refused = http.post(
             f"{api.url}/models/m@1/promote",
             json={"to": "production", "reason": "mine"},
@@ -65,16 +67,18 @@ def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
         )
         assert refused.status_code == 403
         error = refused.json()["error"]
-        assert error["code"] == "policy_refused" and "ops made m@1" in error["message"]
+        # four-eyes takes two people who logged in: an admin key is not one
+        assert error["code"] == "policy_refused"
+        assert "key:ops is not an operator who logged in" in error["message"]
         done = http.post(
             f"{api.url}/models/m@2/promote",
-            json={"to": "production", "reason": "pilot passed"},
+            json={"to": "approved", "reason": "pilot passed"},
             headers=api.admin,
         )
         assert done.status_code == 200, done.text
-        assert [t["to"] for t in done.json()["transitions"]][-1] == "production"
+        assert [t["to"] for t in done.json()["transitions"]][-1] == "approved"
         history = http.get(f"{api.url}/models/m/history", headers=api.admin).json()["data"]
-        assert history[-1]["actor"] == "ops" and history[-1]["evidence"]
+        assert history[-1]["actor"] == "key:ops" and history[-1]["evidence"]
         bad = http.put(f"{api.url}/aliases/chat", json={"target": "m@2", "x": 1}, headers=api.admin)
         assert bad.status_code == 400 and "error" in bad.json()
         assert (
@@ -92,13 +96,13 @@ def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
         back = http.post(f"{api.url}/aliases/chat/rollback", headers=api.admin).json()
         assert back["target"] == "m@1" and back["canary"] is None
         shown = http.get(f"{api.url}/aliases/chat", headers=api.admin).json()
-        assert [h["actor"] for h in shown["history"]] == ["ops", "ops", "ops"]
+        assert [h["actor"] for h in shown["history"]] == ["key:ops", "key:ops", "key:ops"]
         added = http.post(
             f"{api.url}/advisories",
             json={"model": "m@2", "id": "CVE-2026-3", "severity": "high", "action": "block"},
             headers=api.admin,
         )
-        assert added.status_code == 201 and added.json()["created_by"] == "ops"
+        assert added.status_code == 201 and added.json()["created_by"] == "key:ops"
         assert http.get(f"{api.url}/advisories", headers=api.admin).json()["data"][0]["id"] == (
             "CVE-2026-3"
         )

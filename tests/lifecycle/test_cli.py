@@ -71,7 +71,32 @@ evals = [{ suite = "clinic-qa", metric = "contains", min = 0.8 }]
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> CLI:
+    monkeypatch.delenv("MODELYARD_OPERATOR_TOKEN", raising=False)
     return CLI(tmp_path / "home", monkeypatch, capsys)
+
+
+def log_in_as(cli: CLI, name: str, roles: str = "approver") -> None:
+    """Make operator ``name`` in the CLI's home and act as them from now on (a CLI login
+    token in MODELYARD_OPERATOR_TOKEN, as ``modelyard login`` would keep in a file)."""
+    from modelyard.config import Settings
+    from modelyard.operators.accounts import OperatorAccounts
+    from modelyard.operators.roles import parse_roles
+    from modelyard.operators.sessions import OperatorSessions
+    from modelyard.store.database import Database
+
+    settings = Settings(home=cli.home)
+    db = Database(settings.resolved_database_url)
+    try:
+        accounts = OperatorAccounts(db, settings)
+        accounts.create(name, parse_roles(roles), password="a long test password", actor="tests")
+        operator = accounts.login_password(name, "a long test password")
+        token = OperatorSessions(db, settings).issue(operator, "cli").token
+    finally:
+        db.close()
+    cli.monkeypatch.setenv("MODELYARD_OPERATOR_TOKEN", token)
+
+
+OPEN_POLICY = "[policy]\n# no stage has gates: these tests are about aliases and deployments\n"
 
 
 @pytest.mark.slow
@@ -119,15 +144,23 @@ def test_policy_check_promote_four_eyes_and_card(cli: CLI, tmp_path: Path) -> No
     )  # fmt: skip
     assert refused.returncode == 1
     assert f"error: promotion of tiny@1 to approved refused by policy ({policy})" in refused.stderr
-    assert f"{me} made tiny@1" in refused.stderr and "Traceback" not in refused.stderr
+    assert f"{me} is not an operator who logged in" in refused.stderr
+    assert "Traceback" not in refused.stderr
     assert cli.json("models", "show", "tiny@1")["lifecycle"]["stage"] == "registered"
+    # an admin's --actor is an impersonation: recorded, and never a second pair of eyes
+    impersonated = cli(
+        "models", "promote", "tiny@1", "--to", "approved", "--reason", "x",
+        "--policy", str(policy), "--actor", "rev", ok=False,
+    )  # fmt: skip
+    assert "rev (impersonated by" in impersonated.stderr
     report = cli.json(
-        "policy", "check", "tiny@1", "--to", "approved", "--policy", str(policy), "--actor", "rev"
+        "policy", "check", "tiny@1", "--to", "approved", "--policy", str(policy), "--as", "rev"
     )
     assert report["allowed"] is True
+    log_in_as(cli, "rev", "approver,operator")
     promoted = cli.json(
         "models", "promote", "tiny@1", "--to", "approved", "--reason", "reviewed",
-        "--policy", str(policy), "--actor", "rev",
+        "--policy", str(policy),
     )  # fmt: skip
     assert [t["to"] for t in promoted["transitions"]] == ["candidate", "approved"]
     bad = cli("models", "promote", "tiny@1", "--to", "retired", "--reason", "x", "--sunset",
@@ -151,8 +184,11 @@ def test_alias_advisories_and_deploy_round_trip(cli: CLI, tmp_path: Path) -> Non
     cli("models", "import", str(tiny), "--name", "tiny")
     cli("models", "import", str(write_tiny_gguf(tmp_path / "t2.gguf", context=128)), "--name",
         "tiny")  # fmt: skip
+    open_policy = tmp_path / "open.toml"
+    open_policy.write_text(OPEN_POLICY)
     for ref in ("tiny@1", "tiny@2"):
-        cli("models", "promote", ref, "--to", "production", "--reason", "ok", "--actor", "rev")
+        cli("models", "promote", ref, "--to", "production", "--reason", "ok",
+            "--policy", str(open_policy))  # fmt: skip
     cli("alias", "set", "chat", "tiny@1")
     shown = cli.json("alias", "set", "chat", "tiny@2", "--canary", "tiny@1", "--weight", "10")
     assert shown == {**shown, "target": "tiny@2", "canary": "tiny@1", "canary_weight": 10.0}

@@ -51,7 +51,7 @@ def test_every_gate_passes_and_promotion_records_evidence(
     result = gates(report.to_json())
     assert result["licence"] == ("passed", "licence apache-2.0 is allowed")
     assert result["intake"][0] == "passed" and "sha256 matches" in result["intake"][1]
-    assert result["four-eyes"] == ("passed", "approver bob is not alice")
+    assert result["four-eyes"] == ("passed", "approver bob is neither the maker (alice)")
     assert result["eval:clinic-qa/contains"][0] == "passed"
     assert "0.85 >= 0.8" in result["eval:clinic-qa/contains"][1]
     assert result["bias:gender"] == ("passed", f"gap 0.02 <= 0.05 (run {bias})")

@@ -42,8 +42,8 @@ RELEASED_STATES = {
         "0006_governance",
         "0008_eval_rows",
     },
-    "lifecycle": set(LINEAR) - {"0009_signatures"},
-    "signatures": set(LINEAR),
+    "lifecycle": set(LEGACY_PARENTS) - {"0009_signatures"},
+    "signatures": set(LEGACY_PARENTS),
 }
 """The revisions each earlier release shipped (from the repository's history); each release
 ran ``upgrade heads`` on the branched graph."""

@@ -57,8 +57,9 @@ class Erasure:
 
 
 @audited("audit.erase")
-def erase_subject(log: AuditLog, subject: str, *, actor: str) -> Erasure:
-    """Destroy ``subject``'s key and record the erasure; what it covered, per kind."""
+def erase_subject(log: AuditLog, subject: str, *, actor: str, reason: str | None = None) -> Erasure:
+    """Destroy ``subject``'s key and record the erasure (with the request's ``reason``, e.g.
+    a ticket number); what it covered, per kind."""
     digest = subject_digest(log.settings, subject)
     try:
         with log.lock, Session(log.engine) as session, session.begin():
@@ -83,6 +84,7 @@ def erase_subject(log: AuditLog, subject: str, *, actor: str) -> Erasure:
                         "records": sum(len(s) for s in records.values()),
                         "per_kind": {kind: len(seqs) for kind, seqs in records.items()},
                         "in_clear": len(legacy),
+                        **({"reason": reason.strip()[:500]} if reason and reason.strip() else {}),
                     },
                 ),
             )

@@ -58,6 +58,22 @@ EVENT_KINDS = MappingProxyType(
             EventKind("alias.remove", "alias:NAME", "an alias was removed"),
             EventKind("advisory.add", "NAME@N", "an advisory was raised against a version"),
             EventKind("advisory.withdraw", "NAME@N", "an advisory was withdrawn"),
+            EventKind(
+                "lifecycle.propose", "NAME@N", "a promotion was proposed for a second person"
+            ),
+            EventKind("lifecycle.approve", "NAME@N", "a proposed promotion was approved"),
+            EventKind("lifecycle.reject", "NAME@N", "a proposed promotion was rejected"),
+            EventKind("operator.create", "operator:NAME", "an operator account was created"),
+            EventKind("operator.update", "operator:NAME", "an operator's roles or state changed"),
+            EventKind("operator.password", "operator:NAME", "an operator's password was set"),
+            EventKind(
+                "operator.totp", "operator:NAME", "an operator's TOTP was enrolled or removed"
+            ),
+            EventKind("operator.login", "operator:NAME", "an operator logged in"),
+            EventKind("operator.login_failed", "operator:NAME", "a login attempt failed"),
+            EventKind("operator.logout", "operator:NAME", "an operator's session was ended"),
+            EventKind("operator.impersonate", "operator:NAME", "an admin acted in another's name"),
+            EventKind("access.denied", "PATH", "an operator was refused an action by role"),
             EventKind("deploy.apply", "manifest:SHA", "a deployment manifest was applied"),
             EventKind("audit.erase", "subject:ID", "a data subject's key was destroyed"),
             EventKind("purge", "(none)", "records older than the retention period were removed"),
@@ -69,20 +85,25 @@ EVENT_KINDS = MappingProxyType(
 
 AUDITED = "__audited__"
 """The attribute :func:`audited` sets on a service method: the event kinds it writes."""
+AUDITED_ON_FAILURE = "__audited_on_failure__"
+"""…and the kinds it writes when it fails (a failed login is recorded, then refused)."""
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 
-def audited(*kinds: str) -> Callable[[_Fn], _Fn]:
+def audited(*kinds: str, on_failure: tuple[str, ...] = ()) -> Callable[[_Fn], _Fn]:
     """Declare that the decorated service method writes audit events ``kinds``, in that
-    order, each time it succeeds (one record per kind). Marks the method; changes nothing
-    about how it runs."""
-    unknown = [k for k in kinds if k not in EVENT_KINDS]
+    order, each time it succeeds (one record per kind), and ``on_failure`` when it fails
+    (otherwise a failed call writes nothing). Marks the method; changes nothing about how it
+    runs."""
+    unknown = [k for k in (*kinds, *on_failure) if k not in EVENT_KINDS]
     if not kinds or unknown:
         raise ValueError(f"unknown audit event kind(s) {unknown or kinds!r}")
 
     def mark(method: _Fn) -> _Fn:
         setattr(method, AUDITED, kinds)
+        if on_failure:
+            setattr(method, AUDITED_ON_FAILURE, on_failure)
         return method
 
     return mark
@@ -91,6 +112,12 @@ def audited(*kinds: str) -> Callable[[_Fn], _Fn]:
 def audited_kinds(method: object) -> tuple[str, ...] | None:
     """The event kinds ``method`` declares with :func:`audited`, or None."""
     kinds = getattr(method, AUDITED, None)
+    return kinds if isinstance(kinds, tuple) else None
+
+
+def failure_kinds(method: object) -> tuple[str, ...] | None:
+    """The event kinds ``method`` writes when it fails (``audited(on_failure=…)``), or None."""
+    kinds = getattr(method, AUDITED_ON_FAILURE, None)
     return kinds if isinstance(kinds, tuple) else None
 
 

@@ -6,6 +6,7 @@ and its audit-log event in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from modelyard.catalog.rows import find_version, ref_of, versions_of
 from modelyard.config import Settings
 from modelyard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from modelyard.governance.policy import Policy
-from modelyard.governance.policy_gates import PolicyReport, check_gates
+from modelyard.governance.policy_gates import GateResult, PolicyReport, check_gates
 from modelyard.store.lifecycle_tables import AliasCanaryRow, VersionStateRow
 from modelyard.store.tables import AliasRow, ModelRow, ModelVersionRow, utcnow
 
@@ -68,17 +69,29 @@ class Lifecycle:
             infos = states_of(session, [row.id for row in rows])
             return {ref_of(row): infos[row.id] for row in rows}
 
-    def check(self, ref: str, to: Stage | str, *, actor: str) -> PolicyReport:
+    def check(
+        self,
+        ref: str,
+        to: Stage | str,
+        *,
+        actor: str,
+        proposer: str | None = None,
+        override_no_policy: bool = False,
+    ) -> PolicyReport:
+        """Every gate for moving ``ref`` to ``to`` with ``actor`` approving (and
+        ``proposer`` having proposed it, for the four-eyes gate)."""
         target = parse_stage(to) if isinstance(to, str) else to
         version, info = self.stage(ref)
         path = plan_path(info.stage, target)
-        results = check_gates(
+        results = _policy_gate(self.policy, path, actor, override_no_policy)
+        results += check_gates(
             self.policy,
             version,
             path,
             actor=actor,
             db=self.registry.db,
             blobs=self.registry.blobs,
+            proposer=proposer,
         )
         return PolicyReport(
             ref=version.ref,
@@ -100,10 +113,17 @@ class Lifecycle:
         reason: str,
         sunset_at: datetime | None = None,
         replacement: str | None = None,
+        override_no_policy: bool = False,
+        proposer: str | None = None,
+        also: Callable[[Session, PolicyReport], None] | None = None,
     ) -> Promotion:
+        """Move ``ref`` to ``to`` if every gate passes; ``also`` runs in the same transaction
+        (an approved proposal marks itself there)."""
         if not reason.strip():
             raise InvalidInput("a promotion needs a reason (--reason)", param="reason")
-        report = self.check(ref, to, actor=actor)
+        report = self.check(
+            ref, to, actor=actor, proposer=proposer, override_no_policy=override_no_policy
+        )
         if not report.allowed:
             source = self.policy.source or "built-in"
             raise Forbidden(
@@ -114,7 +134,7 @@ class Lifecycle:
         target = Stage(report.target)
         if sunset_at is not None and Stage.DEPRECATED not in [Stage(s) for s in report.path]:
             raise InvalidInput("--sunset applies to a deprecation (--to deprecated)")
-        transitions = self._write(report, actor, reason, sunset_at, replacement, target)
+        transitions = self._write(report, actor, reason, sunset_at, replacement, target, also=also)
         return Promotion(report, transitions)
 
     def _write(
@@ -125,6 +145,8 @@ class Lifecycle:
         sunset_at: datetime | None,
         replacement: str | None,
         target: Stage,
+        *,
+        also: Callable[[Session, PolicyReport], None] | None = None,
     ) -> tuple[Transition, ...]:
         with self.registry.db.session() as session:
             row = find_version(session, report.ref)
@@ -174,8 +196,13 @@ class Lifecycle:
                     "gates": [r.to_json() for r in report.results],
                     "policy": report.policy_source,
                     "policy_sha256": self.policy.sha256,
+                    "override_no_policy": any(
+                        r.gate == "policy" and r.status == "passed" for r in report.results
+                    ),
                 },
             )
+            if also is not None:
+                also(session, report)
             return tuple(written)
 
     def history(self, name: str) -> list[Transition]:
@@ -206,6 +233,31 @@ class Lifecycle:
                 ref_of(row),
                 {"before": before, "after": text},
             )
+
+
+GOVERNED_STAGES = (Stage.APPROVED, Stage.PRODUCTION)
+"""Stages a version is served from: moving into one with no policy file needs an override."""
+
+
+def _policy_gate(policy: Policy, path: list[Stage], actor: str, override: bool) -> list[GateResult]:
+    """With no policy file, a move into a served stage fails unless explicitly overridden;
+    the override passes this gate and is recorded with the promotion."""
+    if not policy.missing:
+        return []
+    served = [s for s in path if s in GOVERNED_STAGES]
+    if not served:
+        return []
+    if override:
+        return [GateResult("policy", served[0], "passed", f"no policy file: overridden by {actor}")]
+    return [
+        GateResult(
+            "policy",
+            served[0],
+            "failed",
+            "no policy file in the home (modelyard.toml): write one, or pass "
+            "--override-no-policy to promote ungoverned (recorded in the audit log)",
+        )
+    ]
 
 
 @audited("lifecycle.place")

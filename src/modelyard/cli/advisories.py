@@ -37,7 +37,7 @@ def add_command(
         severity=severity,
         action=action,
         summary=summary,
-        actor=actor_of(actor),
+        actor=actor_of(ctx, "advisories.change", actor),
     )
     if as_json:
         print_json(advisory.to_json())
@@ -53,7 +53,9 @@ def withdraw_command(
     actor: str | None = ACTOR_OPTION,
 ) -> None:
     """Withdraw an advisory (the version serves again if its stage allows)."""
-    advisory = _advisories(ctx).withdraw(ref, advisory_id, actor=actor_of(actor))
+    advisory = _advisories(ctx).withdraw(
+        ref, advisory_id, actor=actor_of(ctx, "advisories.change", actor)
+    )
     stderr().print(f"withdrew {advisory.id} on {advisory.ref}")
 
 

@@ -46,7 +46,12 @@ def set_command(
 ) -> None:
     """Create or move an alias (atomic: the next request sees the new target)."""
     state = _aliases(ctx).set(
-        alias, ref, canary=canary, weight=weight, actor=actor_of(actor), reason=reason
+        alias,
+        ref,
+        canary=canary,
+        weight=weight,
+        actor=actor_of(ctx, "aliases.change", actor),
+        reason=reason,
     )
     if as_json:
         print_json(state.to_json())
@@ -103,7 +108,9 @@ def rollback_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Return an alias to its previous target (repeat to go further back)."""
-    state = _aliases(ctx).rollback(alias, actor=actor_of(actor), reason=reason)
+    state = _aliases(ctx).rollback(
+        alias, actor=actor_of(ctx, "aliases.change", actor), reason=reason
+    )
     if as_json:
         print_json(state.to_json())
     else:
@@ -134,5 +141,5 @@ def rm_command(
     actor: str | None = ACTOR_OPTION,
 ) -> None:
     """Delete an alias (the versions stay)."""
-    _aliases(ctx).remove(alias, actor=actor_of(actor))
+    _aliases(ctx).remove(alias, actor=actor_of(ctx, "aliases.change", actor))
     stderr().print(f"removed alias {alias}")

@@ -45,6 +45,36 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("policy", "modelyard.cli.policy", "app", "Check versions against the lifecycle policy."),
     (
+        "approvals",
+        "modelyard.cli.approvals",
+        "app",
+        "Four-eyes promotions: one operator proposes, another approves or rejects.",
+    ),
+    (
+        "login",
+        "modelyard.cli.login",
+        "login_command",
+        "Log in as an operator; later commands act (and are audited) in your name.",
+    ),
+    (
+        "logout",
+        "modelyard.cli.login",
+        "logout_command",
+        "End this OS user's operator login (the token is revoked, then forgotten).",
+    ),
+    (
+        "whoami",
+        "modelyard.cli.login",
+        "whoami_command",
+        "Who commands act as now: the logged-in operator, or the OS user (``os:NAME``).",
+    ),
+    (
+        "operators",
+        "modelyard.cli.operators",
+        "app",
+        "Operator accounts: who may change what (roles), passwords and TOTP.",
+    ),
+    (
         "advisories",
         "modelyard.cli.advisories",
         "app",

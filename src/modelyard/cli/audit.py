@@ -21,7 +21,6 @@ from modelyard.cli.audit_witness import app as witness_app
 from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput, UserError
-from modelyard.identity import current_user
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(witness_app, name="witness")
@@ -192,7 +191,7 @@ def purge_command(
         raise InvalidInput("no retention period: pass --days or set MODELYARD_AUDIT_RETENTION_DAYS")
     log = AuditLog(runtime.db, runtime.settings)
     try:
-        purge = purge_older_than(log, days, actor=current_user())
+        purge = purge_older_than(log, days, actor=runtime.acting("audit.erase"))
     finally:
         log.close(checkpoint=False)
     if purge is None:
@@ -208,6 +207,9 @@ def erase_command(
         ..., help="The data subject: a request's `user`, or a key's name (the person's key)."
     ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (the request or ticket); recorded with the erasure."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Destroy a data subject's key: their texts and every record's mention of their name
@@ -223,7 +225,7 @@ def erase_command(
         raise typer.Exit(1)
     log = AuditLog(runtime.db, runtime.settings)
     try:
-        erasure = erase_subject(log, subject, actor=current_user())
+        erasure = erase_subject(log, subject, actor=runtime.acting("audit.erase"), reason=reason)
     finally:
         log.close(checkpoint=False)
     if as_json:

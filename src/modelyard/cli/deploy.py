@@ -83,7 +83,7 @@ def apply_command(
         runtime.registry,
         manifest,
         sources=sources,
-        actor=actor_of(actor),
+        actor=actor_of(ctx, "lifecycle.promote", actor),
         manifest_sha256=manifest_digest(text),
     )
     if as_json:

@@ -28,7 +28,6 @@ from modelyard.evaluate.report import (
 from modelyard.evaluate.report_files import write_report
 from modelyard.evaluate.runner import EvalRunner, EvalSpec
 from modelyard.evaluate.runs import RunRecord, RunStore
-from modelyard.identity import current_user
 
 app = typer.Typer(help="Evaluate models on your own data; bias probes; compare runs.")
 
@@ -61,7 +60,7 @@ def make_runner(runtime: Runtime) -> EvalRunner:
         RunStore(runtime.db),
         engine_factory=engine_factory(runtime.blobs, runtime.settings),
         scorer_factory=scorer_factory(runtime.blobs, runtime.settings),
-        created_by=current_user(),
+        created_by=runtime.acting("evals.run"),
     )
 
 
@@ -255,7 +254,7 @@ def bias_command(
             model=model,
             probe_files=files,
             max_gap=max_gap,
-            created_by=current_user(),
+            created_by=runtime.acting("evals.run"),
             progress=progress,
         )
     if report is not None:

@@ -14,7 +14,10 @@ from modelyard.errors import InvalidInput
 if TYPE_CHECKING:  # the service pulls in the database layer: imported when it is made
     from modelyard.catalog.promotion import Lifecycle
 
-ACTOR_HELP = "Act as this person (default: the OS user); the admin API passes the key's name."
+ACTOR_HELP = (
+    "Admin only: act in this person's name. Recorded as an impersonation "
+    "('NAME (impersonated by YOU)'), which never satisfies a four-eyes gate."
+)
 
 
 ACTOR_OPTION = typer.Option(None, "--actor", help=ACTOR_HELP)
@@ -23,12 +26,13 @@ POLICY_OPTION = typer.Option(
 )
 
 
-def actor_of(actor: str | None) -> str:
+def actor_of(ctx: typer.Context, action: str, actor: str | None = None) -> str:
+    """Who this command acts as, once ``action`` is checked against the operator's roles:
+    the operator logged in with ``modelyard login``, else the OS user (``os:NAME``)."""
     if actor is not None and not actor.strip():
         raise InvalidInput("--actor is empty", param="actor")
-    from modelyard.identity import current_user
-
-    return actor.strip() if actor else current_user()
+    runtime: Runtime = ctx.obj
+    return runtime.acting(action, actor.strip() if actor else None)
 
 
 def lifecycle(runtime: Runtime, policy: Path | None = None) -> Lifecycle:

@@ -9,7 +9,6 @@ from modelyard.cli.runtime import Runtime
 from modelyard.governance.key_admin import create_scoped_key, describe_keys
 from modelyard.governance.keys import KeyStore
 from modelyard.governance.scopes import Limits, Scope, parse_expiry, split_list
-from modelyard.identity import current_user
 
 app = typer.Typer(help="API keys for the gateway (deny by default).", no_args_is_help=True)
 
@@ -48,7 +47,7 @@ def create_command(
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
         pilot=pilot,
     )
-    user = current_user()
+    user = runtime.acting("keys.manage")
     scoped = create_scoped_key(
         runtime.db,
         runtime.settings,
@@ -105,7 +104,7 @@ def revoke_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Revoke a key: the gateway refuses it from the next request on."""
-    record = _store(ctx).revoke(name, actor=current_user())
+    record = _store(ctx).revoke(name, actor=ctx.obj.acting("keys.manage"))
     if as_json:
         print_json(record.to_json())
     else:

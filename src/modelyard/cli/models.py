@@ -29,7 +29,6 @@ from modelyard.cli.output import (
 )
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import InvalidInput
-from modelyard.identity import current_user
 
 app = typer.Typer(help="Import, list, show and remove models.", no_args_is_help=True)
 
@@ -85,7 +84,7 @@ def import_command(
                 runtime.registry,
                 runtime.settings,
                 name=name,
-                created_by=current_user(),
+                created_by=_runtime(ctx).acting("catalog.change"),
                 progress=progress,
                 new_version=new_version,
             )
@@ -240,7 +239,9 @@ def rm_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a version (refused while an alias points at it); frees blobs no longer used."""
-    removed = _runtime(ctx).registry.remove(ref, all_versions=all_versions, actor=current_user())
+    removed = _runtime(ctx).registry.remove(
+        ref, all_versions=all_versions, actor=_runtime(ctx).acting("catalog.change")
+    )
     if as_json:
         print_json({"removed": [v.ref for v in removed]})
         return
@@ -260,6 +261,11 @@ def promote_command(
     ),
     policy: Path | None = POLICY_OPTION,
     actor: str | None = ACTOR_OPTION,
+    override_no_policy: bool = typer.Option(
+        False,
+        "--override-no-policy",
+        help="With no policy file, promote into approved/production anyway (audited).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Move a version to another stage; the policy's gates are checked first."""
@@ -267,10 +273,11 @@ def promote_command(
     promotion = service.promote(
         ref,
         to,
-        actor=actor_of(actor),
+        actor=actor_of(ctx, "lifecycle.promote", actor),
         reason=reason,
         sunset_at=parse_day(sunset, "--sunset"),
         replacement=replacement,
+        override_no_policy=override_no_policy,
     )
     if as_json:
         print_json(promotion.to_json())
@@ -331,7 +338,7 @@ def card_command(
 
     service = lifecycle(_runtime(ctx))
     if intended_use is not None:
-        service.set_intended_use(ref, intended_use, actor=current_user())
+        service.set_intended_use(ref, intended_use, actor=_runtime(ctx).acting("catalog.change"))
     text = card_for(service, ref)
     if output is None:
         sys.stdout.write(text)
@@ -352,7 +359,9 @@ def sign_command(
     from modelyard.catalog.signing import Signatures
 
     runtime = _runtime(ctx)
-    signature = Signatures(runtime.registry, runtime.settings).sign(ref, key, actor=actor_of(actor))
+    signature = Signatures(runtime.registry, runtime.settings).sign(
+        ref, key, actor=actor_of(ctx, "catalog.change", actor)
+    )
     if as_json:
         print_json(signature.to_json())
         return
@@ -377,7 +386,7 @@ def verify_command(
 
     runtime = _runtime(ctx)
     result = Signatures(runtime.registry, runtime.settings).verify(
-        ref, pubkey, actor=actor_of(actor)
+        ref, pubkey, actor=actor_of(ctx, "catalog.change", actor)
     )
     if as_json:
         print_json(result.to_json())
@@ -400,7 +409,9 @@ def trial_load_command(
     from modelyard.engines.trial_load import run_trial_load
 
     runtime = _runtime(ctx)
-    result = run_trial_load(runtime.registry, runtime.settings, ref, actor=actor_of(actor))
+    result = run_trial_load(
+        runtime.registry, runtime.settings, ref, actor=actor_of(ctx, "catalog.change", actor)
+    )
     if as_json:
         print_json(result.to_json())
     elif result.ok:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelyard.cli.governed import ACTOR_OPTION, POLICY_OPTION, actor_of, lifecycle
+from modelyard.cli.governed import POLICY_OPTION, lifecycle
 from modelyard.cli.output import print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 
@@ -22,13 +22,15 @@ def check_command(
     ref: str = typer.Argument(..., help="NAME@N."),
     to: str = typer.Option(..., "--to", help="The stage it would move to."),
     policy: Path | None = POLICY_OPTION,
-    actor: str | None = ACTOR_OPTION,
+    actor: str | None = typer.Option(
+        None, "--as", help="Check as this approver would be checked (default: you)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Explain every gate: passed, failed (why) or missing evidence. Exit 1 when refused."""
     runtime: Runtime = ctx.obj
     service = lifecycle(runtime, policy)
-    report = service.check(ref, to, actor=actor_of(actor))
+    report = service.check(ref, to, actor=actor.strip() if actor else runtime.operator.actor)
     if as_json:
         print_json(report.to_json())
     else:

@@ -57,7 +57,12 @@ def make_command(
     runtime: Runtime = ctx.obj
     request = QuantizeRequest(model, level, name, allow_requantize)
     with stderr().status(f"quantizing {model} to {level.upper()}", spinner="dots"):
-        version = quantize_version(request, runtime.registry, runtime.settings)
+        version = quantize_version(
+            request,
+            runtime.registry,
+            runtime.settings,
+            created_by=runtime.acting("evals.run"),
+        )
     if as_json:
         print_json(version.to_json())
         return

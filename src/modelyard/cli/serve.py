@@ -17,7 +17,6 @@ from modelyard.cli.output import byte_progress, stderr, stdout
 from modelyard.cli.runtime import Runtime
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.governance.keys import KeyStore
-from modelyard.identity import current_user
 
 FIRST_KEY_NAME = "admin"
 
@@ -34,7 +33,7 @@ def _prepare(runtime: Runtime) -> None:
         while name in existing:
             suffix += 1
             name = f"{FIRST_KEY_NAME}-{suffix}"
-        user = current_user()
+        user = runtime.operator.actor
         _, plaintext = keys.create(name, admin=True, created_by=user, actor=user)
         console.print(
             f"created admin key {name!r}; it is shown once, here, and stored only as a hash:"
@@ -70,8 +69,19 @@ def _import_bundled(runtime: Runtime) -> None:
         "They are small, for trying modelyard out. To serve a bigger instruct GGUF you have:",
         "  modelyard models import ./model.gguf --name NAME",
         '  modelyard models promote NAME@1 --to production --reason "…"',
+        _policy_line(runtime),
+        "The console is at /console: `modelyard operators add NAME --roles admin` makes a login.",
     ]
     console.print("\n".join(lines), markup=False, highlight=False)
+
+
+def _policy_line(runtime: Runtime) -> str:
+    from modelyard.governance.policy import find_policy_file
+
+    found = find_policy_file(runtime.settings)
+    if found is None:
+        return "No policy file: promotions into approved/production need --override-no-policy."
+    return f"Promotions follow the policy in {found} (each gate explained in its comments)."
 
 
 def serve_command(

@@ -8,7 +8,6 @@ from modelyard.cli.output import print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
 from modelyard.governance.scopes import Limits, Scope, parse_expiry, split_list
 from modelyard.governance.teams import Team, Teams
-from modelyard.identity import current_user
 
 app = typer.Typer(
     help="Teams: scopes, PII policy and budgets shared by their keys.", no_args_is_help=True
@@ -62,7 +61,9 @@ def create_command(
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
         pilot=pilot,
     )
-    team = Teams(runtime.db, runtime.settings).create(name, scope, actor=current_user())
+    team = Teams(runtime.db, runtime.settings).create(
+        name, scope, actor=runtime.acting("teams.manage")
+    )
     if as_json:
         print_json(team.to_json())
     else:
@@ -84,5 +85,5 @@ def list_command(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
 def rm_command(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Delete a team that has no keys."""
     runtime: Runtime = ctx.obj
-    Teams(runtime.db, runtime.settings).delete(name, actor=current_user())
+    Teams(runtime.db, runtime.settings).delete(name, actor=runtime.acting("teams.manage"))
     stderr().print(f"removed team {name}")

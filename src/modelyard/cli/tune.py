@@ -126,6 +126,7 @@ def lora_command(
                 runtime.registry,
                 runtime.settings,
                 resume=resume,
+                created_by=runtime.acting("evals.run"),
                 on_step=on_step,
                 on_phase=phase,
             )

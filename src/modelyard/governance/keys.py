@@ -72,6 +72,11 @@ class Principal:
     key_id: str
     admin: bool
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller: ``key:NAME`` (never an operator's name)."""
+        return f"key:{self.key_name}"
+
 
 def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()

@@ -22,7 +22,10 @@ home, or in a file named by ``--policy`` / ``MODELYARD_POLICY_FILE``. Example::
 
     signing_keys = ["keys/release.pub"]   # in [policy]; paths relative to this file
 
-A stage without a section has no gates. No policy file at all means no gates either.
+A stage without a section has no gates. With no policy file at all, a promotion into
+``approved`` or ``production`` is refused unless the promoter overrides it explicitly
+(``--override-no-policy``), which the audit log records. The first run writes the
+commented default policy (:mod:`modelyard.governance.default_policy`) into the home.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class StageRequirements(_Strict):
     licence: bool = False
     intake: bool = False
     four_eyes: bool = False
+    eval_evidence: bool = False
+    """At least one finished eval run (any suite, any metric) of these exact bytes."""
     evals: tuple[EvalRequirement, ...] = ()
     bias: tuple[BiasRequirement, ...] = ()
     signature: bool = False
@@ -99,7 +104,10 @@ class Policy(_Strict):
     signing_keys: tuple[str, ...] = ()
     """PEM public keys whose signatures are trusted (relative paths: to the policy file)."""
     source: str | None = None
-    """Where the policy came from (a path), or None when no policy file exists."""
+    """Where the policy came from (a path), or None when built in code."""
+    missing: bool = False
+    """No policy file was found: promotions into ``approved`` or ``production`` are refused
+    unless overridden explicitly (the override is recorded in the audit log)."""
     sha256: str | None = None
 
     @field_validator("licences")
@@ -145,7 +153,7 @@ def find_policy_file(settings: Settings, path: Path | None = None) -> Path | Non
 def load_policy(settings: Settings, path: Path | None = None) -> Policy:
     found = find_policy_file(settings, path)
     if found is None:
-        return Policy()
+        return Policy(missing=True)
     return parse_policy(found.read_bytes(), source=str(found), yaml_file=found.suffix != ".toml")
 
 

@@ -25,6 +25,7 @@ from modelyard.errors import InvalidInput
 from modelyard.evaluate.evidence import EvalEvidence, evidence_for
 from modelyard.governance.policy import BiasRequirement, EvalRequirement, Policy
 from modelyard.intake.safety import CODE_SUFFIXES, PICKLE_SUFFIXES
+from modelyard.operators.principal import is_authenticated_person, real_identity
 from modelyard.store.attestation_tables import TrialLoadRow
 from modelyard.store.blobs import BlobStore
 from modelyard.store.database import Database
@@ -95,6 +96,7 @@ def check_gates(
     actor: str,
     db: Database,
     blobs: BlobStore,
+    proposer: str | None = None,
 ) -> list[GateResult]:
     """Every gate the stages on ``path`` require, each checked once, in a stable order."""
     results: list[GateResult] = []
@@ -113,17 +115,19 @@ def check_gates(
         if req.intake and first("intake"):
             results.append(_intake(version, blobs, stage))
         if req.four_eyes and first("four-eyes"):
-            results.append(_four_eyes(version, actor, stage))
+            results.append(_four_eyes(version, actor, stage, proposer))
         if req.trial_load and first("trial_load"):
             results.append(_trial_load(db, version, stage))
         if req.signature and first("signature"):
             results.append(_signature(policy, version, db, blobs, stage))
-        if (req.evals or req.bias) and evidence is None:
+        if (req.evals or req.bias or req.eval_evidence) and evidence is None:
             evidence = [
                 e
                 for e in evidence_for(db, version.name, version.version)
                 if e.model_digest == version.digest
             ]
+        if req.eval_evidence and first("eval_evidence"):
+            results.append(_any_eval(evidence or [], stage))
         for ev in req.evals:
             if first(f"{ev.gate}>={ev.min}"):
                 results.append(_eval(ev, evidence or [], stage))
@@ -260,12 +264,25 @@ def _trial_load(db: Database, version: ModelVersion, stage: Stage) -> GateResult
         )
 
 
-def _four_eyes(version: ModelVersion, actor: str, stage: Stage) -> GateResult:
+def _four_eyes(version: ModelVersion, actor: str, stage: Stage, proposer: str | None) -> GateResult:
+    """Two people who logged in: the approver (``actor``, by their real identity) is an
+    authenticated operator, made none of the version, and did not propose the change."""
+    approver = real_identity(actor)
+    if not is_authenticated_person(actor):
+        return GateResult(
+            "four-eyes",
+            stage,
+            "failed",
+            f"{actor} is not an operator who logged in: four-eyes takes two people "
+            "authenticated by `modelyard login` or the console (an OS user, a key or an "
+            "impersonation never counts)",
+        )
     makers = {version.created_by}
     for key in ("tuned_by", "quantized_by", "imported_by"):
         if isinstance(version.lineage.get(key), str):
             makers.add(version.lineage[key])
-    if actor in makers:
+    makers = {real_identity(m) for m in makers}
+    if approver in makers:
         return GateResult(
             "four-eyes",
             stage,
@@ -273,7 +290,40 @@ def _four_eyes(version: ModelVersion, actor: str, stage: Stage) -> GateResult:
             f"{actor} made {version.ref} (created by {version.created_by}); "
             "someone else must approve it",
         )
-    return GateResult("four-eyes", stage, "passed", f"approver {actor} is not {version.created_by}")
+    if proposer is not None and real_identity(proposer) == approver:
+        return GateResult(
+            "four-eyes",
+            stage,
+            "failed",
+            f"{actor} proposed this change and cannot approve it; a second operator must",
+        )
+    who = f"approver {actor} is neither the maker ({version.created_by})"
+    return GateResult(
+        "four-eyes",
+        stage,
+        "passed",
+        who + (f" nor the proposer ({proposer})" if proposer else ""),
+    )
+
+
+def _any_eval(evidence: list[EvalEvidence], stage: Stage) -> GateResult:
+    runs = [e for e in evidence if e.kind == "eval"]
+    if not runs:
+        return GateResult(
+            "eval_evidence",
+            stage,
+            "missing",
+            "no finished eval run of these bytes (`modelyard eval run --model NAME@N …`)",
+        )
+    run = runs[0]
+    return GateResult(
+        "eval_evidence",
+        stage,
+        "passed",
+        f"{len(runs)} finished eval run(s); newest {run.run_id}: {run.metric} {run.score:.4g} "
+        f"on {run.rows} rows",
+        tuple(r.run_id for r in runs[:5]),
+    )
 
 
 def _eval(req: EvalRequirement, evidence: list[EvalEvidence], stage: Stage) -> GateResult:

@@ -225,7 +225,7 @@ def _import_gguf(
                 metadata=metadata,
                 files=(VersionFile(spec.file_name, blob.sha256, blob.size_bytes),),
                 source_path=f"pypi:{spec.package}",
-                created_by=current_user(),
+                created_by=f"os:{current_user()}",
                 lineage=_lineage(spec),
             )
         )

@@ -205,7 +205,7 @@ def execute_import(
                 metadata=metadata,
                 files=tuple(entries),
                 source_path=str(plan.source),
-                created_by=created_by or current_user(),
+                created_by=created_by or f"os:{current_user()}",
                 origin=origin,
                 parent=parent,
                 lineage=lineage or {},

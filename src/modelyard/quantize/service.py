@@ -56,7 +56,11 @@ def check_source(source: ModelVersion, level: str, allow_requantize: bool) -> No
 
 
 def quantize_version(
-    request: QuantizeRequest, registry: Registry, settings: Settings
+    request: QuantizeRequest,
+    registry: Registry,
+    settings: Settings,
+    *,
+    created_by: str | None = None,
 ) -> ModelVersion:
     level = normalise_level(request.level)
     source = registry.resolve(request.source)
@@ -88,7 +92,12 @@ def quantize_version(
         }
         plan = plan_import(target, name, settings)
         return execute_import(
-            plan, registry, origin="quantized", parent=source.ref, lineage=lineage
+            plan,
+            registry,
+            origin="quantized",
+            parent=source.ref,
+            lineage=lineage,
+            created_by=created_by,
         )
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -38,6 +38,7 @@ LINEAR = (
     "0006_governance",
     "0008_eval_rows",
     "0009_signatures",
+    "0010_operators",
 )
 """The revisions in order, as their ``down_revision`` chain them (a test holds them equal)."""
 

@@ -75,6 +75,7 @@ def run_lora(
     settings: Settings,
     *,
     resume: bool = False,
+    created_by: str | None = None,
     on_step: StepCallback | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> TuneOutcome:
@@ -121,6 +122,7 @@ def run_lora(
             resume,
             on_step,
             say,
+            created_by,
         )
 
 
@@ -157,6 +159,7 @@ def _train_and_register(
     resume: bool,
     on_step: StepCallback | None,
     say: PhaseCallback,
+    created_by: str | None,
 ) -> TuneOutcome:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -219,7 +222,9 @@ def _train_and_register(
     say("importing the merged model through intake")
     try:
         plan = plan_import(merged, recipe.name, settings)
-        version = execute_import(plan, registry, origin="tuned", parent=base.ref, lineage=lineage)
+        version = execute_import(
+            plan, registry, origin="tuned", parent=base.ref, lineage=lineage, created_by=created_by
+        )
     finally:
         with contextlib.suppress(FileNotFoundError):
             merged.unlink()

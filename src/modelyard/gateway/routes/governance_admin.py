@@ -74,7 +74,7 @@ async def create_team(
 
     def work() -> dict[str, Any]:
         teams = Teams(gateway.db, gateway.settings)
-        return teams.create(body.name, body.scope(), actor=principal.key_name).to_json()
+        return teams.create(body.name, body.scope(), actor=principal.actor).to_json()
 
     return JSONResponse(await asyncio.to_thread(work), status_code=201)
 
@@ -86,7 +86,7 @@ async def delete_team(
     gateway = gateway_of(request)
 
     def work() -> None:
-        Teams(gateway.db, gateway.settings).delete(name, actor=principal.key_name)
+        Teams(gateway.db, gateway.settings).delete(name, actor=principal.actor)
 
     await asyncio.to_thread(work)
     return {"name": name, "deleted": True}
@@ -114,7 +114,7 @@ async def create_key(
             team=body.team,
             scope=body.scope(),
             created_by=f"key:{principal.key_name}",
-            actor=principal.key_name,
+            actor=principal.actor,
         )
         return scoped.to_json(with_secret=True)
 
@@ -128,6 +128,6 @@ async def revoke_key(
     gateway = gateway_of(request)
 
     def work() -> dict[str, Any]:
-        return gateway.keys.revoke(name, actor=principal.key_name).to_json()
+        return gateway.keys.revoke(name, actor=principal.actor).to_json()
 
     return await asyncio.to_thread(work)

@@ -84,7 +84,7 @@ async def policy_check(
     principal: Principal = Depends(require_admin),
 ) -> dict[str, Any]:
     service = _lifecycle(_gateway(request))
-    report = await asyncio.to_thread(service.check, ref, to, actor=principal.key_name)
+    report = await asyncio.to_thread(service.check, ref, to, actor=principal.actor)
     return report.to_json()
 
 
@@ -98,7 +98,7 @@ async def promote(
         return service.promote(
             ref,
             body.to,
-            actor=principal.key_name,
+            actor=principal.actor,
             reason=body.reason,
             sunset_at=body.sunset_at,
             replacement=body.replacement,
@@ -144,7 +144,7 @@ async def set_alias(
             body.target,
             canary=body.canary,
             weight=body.weight,
-            actor=principal.key_name,
+            actor=principal.actor,
             reason=body.reason,
         ).to_json()
 
@@ -163,7 +163,7 @@ async def rollback_alias(
     reason = body.reason if body else ""
 
     def work() -> dict[str, Any]:
-        return service.rollback(alias, actor=principal.key_name, reason=reason).to_json()
+        return service.rollback(alias, actor=principal.actor, reason=reason).to_json()
 
     return await asyncio.to_thread(work)
 
@@ -174,7 +174,7 @@ async def delete_alias(
 ) -> dict[str, Any]:
     gateway = _gateway(request)
     service = Aliases(gateway.registry, gateway.settings)
-    await asyncio.to_thread(lambda: service.remove(alias, actor=principal.key_name))
+    await asyncio.to_thread(lambda: service.remove(alias, actor=principal.actor))
     return {"name": alias, "deleted": True}
 
 
@@ -201,7 +201,7 @@ async def add_advisory(
             severity=body.severity,
             action=body.action,
             summary=body.summary,
-            actor=principal.key_name,
+            actor=principal.actor,
         ).to_json()
 
     return await asyncio.to_thread(work)
@@ -214,7 +214,7 @@ async def withdraw_advisory(
     gateway = _gateway(request)
     service = Advisories(gateway.registry, gateway.settings)
     found = await asyncio.to_thread(
-        lambda: service.withdraw(ref, advisory_id, actor=principal.key_name)
+        lambda: service.withdraw(ref, advisory_id, actor=principal.actor)
     )
     return found.to_json()
 

@@ -1,0 +1,1 @@
+"""Operators: the people who run modelyard, their roles, accounts, sessions and logins."""
