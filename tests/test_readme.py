@@ -112,7 +112,28 @@ SKIPPED: dict[str, str] = {
     "witness drops to `nobody` instead (BACKGROUND)",
 }
 
+DEMO_PASSWORD = "walkthrough-password-1"
+NO_TERMINAL = "no terminal for the password prompt: the same step with the password on stdin"
+
 SUBSTITUTED: dict[str, Substitute] = {
+    "modelyard operators add alice --roles operator": Substitute(
+        runs=f"printf '%s\\n' {DEMO_PASSWORD} | modelyard operators add alice --roles operator "
+        "--password-stdin",
+        why=NO_TERMINAL,
+    ),
+    "modelyard operators add bob --roles approver": Substitute(
+        runs=f"printf '%s\\n' {DEMO_PASSWORD} | modelyard operators add bob --roles approver "
+        "--password-stdin",
+        why=NO_TERMINAL,
+    ),
+    "modelyard login alice": Substitute(
+        runs=f"printf '%s\\n' {DEMO_PASSWORD} | modelyard login alice --password-stdin",
+        why=NO_TERMINAL,
+    ),
+    "modelyard login bob": Substitute(
+        runs=f"printf '%s\\n' {DEMO_PASSWORD} | modelyard login bob --password-stdin",
+        why=NO_TERMINAL,
+    ),
     "modelyard pilot run --models gemma3-270m,smollm2-135m --data examples/faq.jsonl "
     "--max-tokens 32 --out pilot-report": Substitute(
         runs="modelyard pilot run --models gemma3-270m,smollm2-135m --data {tmp}/faq-3.jsonl "
@@ -162,6 +183,9 @@ EXPECT: dict[str, tuple[str, ...]] = {
         "trial_load",
     ),
     "modelyard alias rollback chat": ("rolled back",),
+    "modelyard approvals approve 1 --policy examples/policy.toml --reason "
+    '"read the eval and the trial load"': ("approved #1", "smollm2-135m@2 is now production"),
+    "modelyard logout": ("logged out",),
     "modelyard deploy export > after.yaml && modelyard deploy diff before.yaml after.yaml": (
         "smollm2-135m@2",
     ),

@@ -33,6 +33,7 @@ from modelyard.gateway.routes import (
     workers_admin,
 )
 from modelyard.gateway.state import Gateway
+from modelyard.web.console import install_console
 
 
 class RequestMetrics:
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         workers_admin,
     ):
         app.include_router(module.router)
+    install_console(app)
     # added innermost first
     app.add_middleware(
         SizeLimits,

@@ -1,5 +1,9 @@
 """Deny by default: every route but ``/healthz`` and ``/readyz`` needs a bearer key.
 
+The console (``/console``) is the one exception: browsers carry no bearer key, so its pages
+authenticate by the console session cookie instead (``modelyard.web.auth``), and are closed
+by default there.
+
 Routes need ``Authorization: Bearer <key>``. ``/readyz`` is answered without one (load
 balancers call it so) and then says only ready or not; a key sent to it is checked as anywhere.
 
@@ -23,11 +27,18 @@ from modelyard.errors import Forbidden, Unauthorized
 from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/"})
 """Routes answered without a key, which never look at one."""
 
 KEY_OPTIONAL_PATHS = frozenset({"/readyz"})
 """Routes answered without a key (saying less); a key sent with them must be valid."""
+
+CONSOLE_PREFIX = "/console"
+"""The console's pages: authenticated by session cookie in ``modelyard.web``, not by key."""
+
+
+def is_console(path: str) -> bool:
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
 
 
 def token_from_header(header: str | None) -> str:
@@ -83,7 +94,8 @@ class AuthenticateFirst:
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in PUBLIC_PATHS or is_console(path):
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization")

@@ -1,5 +1,5 @@
-"""``/healthz`` (no auth, no I/O), ``/readyz`` (database, default model, production models'
-load checks) and ``/metrics``.
+"""``/`` (a redirect to the console), ``/healthz`` (no auth, no I/O), ``/readyz``
+(database, default model, production models' load checks) and ``/metrics``.
 
 ``/readyz`` needs no key: without an admin key it answers only ``{"status": "ready"}`` (200)
 or ``{"status": "not_ready"}`` (503); an admin key also gets the checks and what failed.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 
@@ -34,6 +34,12 @@ router = APIRouter()
 @router.get("/healthz")
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """A browser pointed at the gateway finds the console (API clients use ``/v1``)."""
+    return RedirectResponse("/console", status_code=303)
 
 
 def _readiness(gateway: Gateway) -> dict[str, str]:
