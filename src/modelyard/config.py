@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     Bounded at 2 GiB by default (llama.cpp's own default, 8 GiB, lets one worker grow by
     gigabytes). Not smaller: measured on 8 slots, json_schema decoding ran 15 % slower with
     the cache off and a third slower with 256 MiB (docs/performance.md)."""
+    worker_weight_repack: bool = False
+    """llama.cpp's CPU weight repacking (faster prefill on some CPUs). Off by default: on an
+    AVX2 EPYC, a repacked Q4_K model answered a cold prompt differently (garbled) from the
+    same prompt served from the prompt cache; without repacking both agree (docs/performance.md)."""
     worker_user: str = "nobody"
     """The unprivileged user a worker runs as when modelyard runs as root."""
     worker_start_timeout_s: float = Field(default=120.0, gt=0)

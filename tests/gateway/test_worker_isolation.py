@@ -152,7 +152,9 @@ def test_kill_9_of_a_worker_under_load(server: Server) -> None:
         ]
     finally:
         db.close()
-    assert len(failed) == outcomes.count("error event")
+    # a stream whose first token had not come yet is answered 503 before its headers (a
+    # clean error too); either way, one audit record per request the worker took down
+    assert len(failed) == outcomes.count("error event") + outcomes.count("status 503")
 
 
 def test_a_model_that_crashes_its_loader_is_503_and_nothing_else_is_hurt(

@@ -35,6 +35,7 @@ def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
         gpu_layers=gpu_layers,
         batch_size=settings.worker_batch_size,
         prompt_cache_mb=settings.worker_prompt_cache_mb,
+        weight_repack=settings.worker_weight_repack,
         user=settings.worker_user or None,
         start_timeout_s=settings.worker_start_timeout_s,
     )

@@ -96,6 +96,8 @@ class WorkerOptions:
     user: str | None
     """Drop to this user (only when running as root)."""
     start_timeout_s: float
+    weight_repack: bool = False
+    """llama.cpp's CPU weight repacking (``--repack``); off by default (see Settings)."""
 
 
 def worker_args(
@@ -120,6 +122,7 @@ def worker_args(
         "--no-webui",
         "--no-slots",
         "--log-verbosity", "2",
+        *([] if options.weight_repack else ["--no-repack"]),
         *(["--n-gpu-layers", str(options.gpu_layers)] if options.gpu_layers else []),
     ]  # fmt: skip
 
