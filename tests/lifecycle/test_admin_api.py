@@ -117,3 +117,29 @@ def test_admin_lifecycle_routes(api: Admin, fast_registry: Registry) -> None:
         assert http.delete(f"{api.url}/aliases/chat", headers=api.admin).json()["deleted"]
         missing = http.post(f"{api.url}/aliases/chat/rollback", headers=api.admin)
         assert missing.status_code == 404
+
+
+def test_with_no_policy_file_the_admin_api_needs_the_recorded_override(
+    fast_registry: Registry, sqlite_settings: Settings
+) -> None:
+    add_version(fast_registry, "m", created_by="alice")
+    _, admin_key = KeyStore(fast_registry.db, sqlite_settings).create(
+        "ops", admin=True, created_by="tests", actor="tests"
+    )
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    body = {"to": "production", "reason": "no policy here yet"}
+    with serve_in_thread(create_app(sqlite_settings)) as base, httpx.Client(timeout=30) as http:
+        refused = http.post(f"{base}/admin/models/m@1/promote", json=body, headers=headers)
+        assert refused.status_code == 403
+        assert "--override-no-policy" in refused.json()["error"]["message"]
+        done = http.post(
+            f"{base}/admin/models/m@1/promote",
+            json={**body, "override_no_policy": True},
+            headers=headers,
+        )
+    assert done.status_code == 200, done.text
+    gates = {g["gate"]: g for g in done.json()["gates"]}
+    assert (
+        gates["policy"]["status"] == "passed"
+        and "overridden by key:ops" in gates["policy"]["detail"]
+    )

@@ -37,6 +37,8 @@ class PromoteBody(_Body):
     reason: str = Field(min_length=1)
     sunset_at: datetime | None = None
     replacement: str | None = None
+    override_no_policy: bool = False
+    """With no policy file, promote into approved/production anyway (recorded)."""
 
 
 class AliasBody(_Body):
@@ -102,6 +104,7 @@ async def promote(
             reason=body.reason,
             sunset_at=body.sunset_at,
             replacement=body.replacement,
+            override_no_policy=body.override_no_policy,
         ).to_json()
 
     return await asyncio.to_thread(work)
