@@ -47,7 +47,8 @@ def saved_token(settings: Settings) -> str | None:
 def save_token(settings: Settings, token: str) -> Path:
     path = token_file(settings)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o1733)  # like /tmp: each OS user writes their own file only
+    if path.parent.stat().st_uid == os.getuid():
+        os.chmod(path.parent, 0o1733)  # like /tmp: each OS user writes their own file only
     write_text(path, token + "\n", mode=0o600)
     return path
 
