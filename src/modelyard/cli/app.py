@@ -31,6 +31,12 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
         "Measure requests/s, tokens/s, TTFT and inter-token latency at each concurrency.",
     ),
     (
+        "capacity",
+        "modelyard.cli.capacity",
+        "capacity_command",
+        "How many engine replicas and gateway processes a target load needs, from measurements.",
+    ),
+    (
         "recommend",
         "modelyard.cli.recommend",
         "recommend_command",

@@ -1,0 +1,1 @@
+"""Capacity planning: how many engine replicas and gateway processes a target load needs."""
