@@ -177,6 +177,32 @@ class Settings(BaseSettings):
     pii_phone_regions: str = "US,GB,DE,FR,NL,ES,IT,BE,PL,SE"
     """Regions whose national phone formats the PII detector recognises (others need +CC)."""
 
+    # Remote engines: OpenAI-compatible upstreams behind the gateway (docs/remote-engines.md).
+    endpoint_key_file: Path | None = None
+    """The AES-256 key that seals endpoint API keys; default: ``<home>/secrets/endpoints.key``
+    (created 0600 on first use; never in the database)."""
+    endpoint_connect_timeout_s: float = Field(default=5.0, gt=0)
+    """How long connecting to an upstream replica may take before the next one is tried."""
+    endpoint_read_timeout_s: float = Field(default=300.0, gt=0)
+    """The longest silence in an upstream's answer (the wait for its first token included)."""
+    endpoint_probe_timeout_s: float = Field(default=30.0, gt=0)
+    """Per replica: registration's identity probe and a trial load's 1-token completion."""
+    endpoint_health_interval_s: float = Field(default=10.0, gt=0)
+    """How often a gateway checks each replica (``GET /v1/models``)."""
+    endpoint_breaker_failures: int = Field(default=3, ge=1)
+    """Consecutive failures (connect errors, 5xx, lost streams) that open a replica's circuit."""
+    endpoint_breaker_cooldown_s: float = Field(default=15.0, gt=0)
+    """How long an open circuit keeps a replica out before one probe may try it again."""
+    endpoint_max_connections: int = Field(default=64, ge=1)
+    """Connections a gateway keeps open to one endpoint version's replicas together."""
+    endpoint_rules_refresh_s: float = Field(default=5.0, ge=0)
+    """How long a gateway reuses the allow-list it read (a ``deny`` takes effect within it)."""
+
+    # Replicas (docs/gateway.md, "Replicas").
+    serve_workers: int = Field(default=1, ge=1, le=64)
+    """Gateway processes ``modelyard serve`` runs on its one port (``--workers``); each has
+    its own engine workers. More than one needs ``redis_url`` (shared limits)."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

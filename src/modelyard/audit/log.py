@@ -1,68 +1,38 @@
 """Appending to the hash-chained audit log.
 
-An append is one transaction: lock the head row (``UPDATE audit_head SET seq = seq + 1``),
-read the previous hash, seal the texts under the data subject's key, insert the record,
-move the head. Concurrent appenders — threads or gateway processes — queue on that row, so
-the chain never forks. :meth:`AuditLog.append` returns only after the commit; a caller that
-cannot append must not release its response (fail closed).
+Appends that arrive together are group-committed: one thread of the process appends every
+entry waiting in one transaction (:mod:`modelyard.audit.batch`: K sequence numbers
+allocated in one statement under the head-row lock, a constant number of statements per
+batch), while the next batch gathers. Concurrent appenders — threads, or gateway processes
+on one database — queue on that row, so the chain never forks.
+:meth:`AuditLog.append` returns only after the commit; a caller that cannot append must not
+release its response (fail closed).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from modelyard.audit import cipher
-from modelyard.audit.canonical import iso_now, record_hash
+from modelyard.audit.batch import Outcome, append_batch
 from modelyard.audit.checkpoints import sign_head
 from modelyard.audit.connection import audit_engine
-from modelyard.audit.identities import seal, storable
-from modelyard.audit.secrets import subject_digest
-from modelyard.audit.text_digest import HMAC_MODE, text_hmac, text_secret
+from modelyard.audit.entry import TEXT_MODES, Appended, AuditEntry
 from modelyard.audit.witness.client import open_witness
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput, ModelyardError, Unavailable
-from modelyard.store.audit_tables import AuditHeadRow, AuditRecordRow, AuditSubjectKeyRow
+from modelyard.store.audit_tables import AuditHeadRow
 from modelyard.store.database import Database
 
+__all__ = ["MAX_GROUP", "TEXT_MODES", "Appended", "AuditEntry", "AuditLog", "record_event"]
+
 _log = logging.getLogger(__name__)
-TEXT_MODES = ("full", "redacted", "hash", "none")
-
-
-@dataclass
-class AuditEntry:
-    """What a caller records. ``prompt``/``response`` are the texts as they may be stored
-    (already redacted when the PII policy says so); ``text_mode`` says which they are."""
-
-    kind: str = "request"
-    actor: str | None = None
-    team: str | None = None
-    route: str | None = None
-    target: str | None = None
-    blob_sha256: str | None = None
-    status: int | None = None
-    latency_ms: int | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    client: str | None = None
-    subject: str | None = None
-    text_mode: str = "none"
-    prompt: str | None = None
-    response: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Appended:
-    seq: int
-    hash: str
 
 
 MAX_GROUP = 64
@@ -103,8 +73,14 @@ class AuditLog:
         self.settings = settings
         self.engine: Engine = audit_engine(db)
         self.lock = threading.Lock()
-        self._pending_lock = threading.Lock()
+        """Held while a group commits (and by callers of :meth:`append_in` that want no
+        group of this log to commit meanwhile)."""
+        self._waiting = threading.Condition()
         self._pending: list[_Ticket] = []
+        self._leading = False
+        self._digests: dict[str, str] = {}
+        """Identifiers' digests (``audit_subject_keys`` is indexed by them), kept across
+        batches; the keys themselves are read afresh by every batch."""
         settings.audit_dir.mkdir(parents=True, exist_ok=True)
         self.witness = open_witness(settings)
         """Who signs checkpoints: the witness process, or the key in the home."""
@@ -114,127 +90,94 @@ class AuditLog:
     def append(self, entry: AuditEntry) -> Appended:
         """Append ``entry``; committed (durable) when this returns.
 
-        Group commit: appends that arrive while another is committing wait for the log's
-        lock; the first of them to get it appends every waiting entry in one transaction,
-        so concurrent requests share one commit (one fsync) instead of queueing for one each.
+        Group commit: one caller at a time leads. It appends every entry waiting (and
+        those that arrive while it waits for the head-row lock) in one transaction, and
+        again until its own entry is in; the others wait until theirs is committed (or
+        failed), or until nobody leads and one of them takes over. Concurrent requests
+        share one commit (one fsync) instead of queueing for one each.
         """
         if entry.text_mode not in TEXT_MODES:
             raise InvalidInput(f"unknown audit text mode {entry.text_mode!r}")
         ticket = _Ticket(entry)
-        with self._pending_lock:
+        with self._waiting:
             self._pending.append(ticket)
-        with self.lock:
-            while not ticket.finished:  # more than MAX_GROUP waiting: ours may be in a later group
-                with self._pending_lock:
-                    batch, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                self._commit_group(batch)
+            while self._leading and not ticket.finished:
+                self._waiting.wait()
+            lead = not ticket.finished
+            self._leading = self._leading or lead
+        if lead:
+            self._lead(ticket)
         appended = ticket.result()
         if self.sign_on_append and appended.seq % self.settings.audit_checkpoint_every == 0:
             self._checkpoint_quietly()
         return appended
 
-    def _commit_group(self, batch: list[_Ticket]) -> None:
-        """Append ``batch`` in one transaction (the caller holds :attr:`lock`). If that fails
-        and there is more than one entry, each is retried alone, so one entry's failure is
-        its own and not its neighbours'."""
+    def _lead(self, ticket: _Ticket) -> None:
+        """Commit groups until ``ticket``'s is in (more than MAX_GROUP waiting: a later
+        one); wake the callers whose entries each group finished."""
         try:
-            with Session(self.engine) as session, session.begin():
-                results = [self.append_in(session, ticket.entry) for ticket in batch]
+            with self.lock:
+                while not ticket.finished:
+                    self._commit_group(None)
+                    with self._waiting:
+                        self._waiting.notify_all()
+        finally:
+            with self._waiting:
+                self._leading = False
+                self._waiting.notify_all()
+
+    def _take(self, most: int = MAX_GROUP) -> list[_Ticket]:
+        with self._waiting:
+            batch, self._pending = self._pending[:most], self._pending[most:]
+        return batch
+
+    def _commit_group(self, given: list[_Ticket] | None) -> None:
+        """Append in one transaction (the caller holds :attr:`lock`) the ``given`` tickets,
+        or (None) those waiting, joined by those that arrive while the head-row lock is
+        awaited (up to MAX_GROUP in all). An entry that cannot become a record fails alone
+        inside the batch; if the transaction itself fails with more than one entry, each is
+        retried alone, so that one entry's failure (a value the database refuses) is its
+        own and not its neighbours'."""
+        batch = self._take() if given is None else given
+        late: list[_Ticket] = []
+
+        def arrived() -> list[AuditEntry]:  # while the head-row lock was awaited
+            late.extend(self._take(MAX_GROUP - len(batch)))
+            return [ticket.entry for ticket in late]
+
+        joins = arrived if given is None else None
+        try:
+            with self.engine.begin() as conn:
+                entries = [ticket.entry for ticket in batch]
+                outcomes = append_batch(conn, self.settings, entries, self._digests, joins)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller(s), never dropped
+            batch = batch + late
             if len(batch) == 1:
                 batch[0].fail(exc)
                 return
             for ticket in batch:
                 self._commit_group([ticket])
             return
-        for ticket, appended in zip(batch, results, strict=True):
-            ticket.done(appended)
+        for ticket, outcome in zip(batch + late, outcomes, strict=True):
+            if isinstance(outcome, Appended):
+                ticket.done(outcome)
+            else:
+                ticket.fail(outcome)
+
+    def append_batch_in(self, session: Session, entries: Sequence[AuditEntry]) -> list[Outcome]:
+        """Append ``entries`` inside the caller's transaction (which then holds the head-row
+        lock until it ends): one outcome each, its :class:`Appended` or the exception that
+        kept it out. Committed with the caller's transaction, not before."""
+        session.flush()  # the caller's own changes first: the head-row lock is taken last
+        return append_batch(session.connection(), self.settings, entries, self._digests)
 
     def append_in(self, session: Session, entry: AuditEntry) -> Appended:
-        """Append inside the caller's transaction (which must hold :attr:`lock`)."""
-        session.execute(
-            update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=AuditHeadRow.seq + 1)
-        )
-        head = session.execute(
-            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == 1)
-        ).one()
-        seq, prev_hash = int(head.seq), str(head.hash)
-        fields = self._fields(session, entry, seq)
-        digest = record_hash(fields, prev_hash)
-        session.add(AuditRecordRow(seq=seq, prev_hash=prev_hash, hash=digest, **fields))
-        session.flush()
-        session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(hash=digest))
-        return Appended(seq, digest)
-
-    def _fields(self, session: Session, entry: AuditEntry, seq: int) -> dict[str, Any]:
-        """The stored columns. Identifiers of people are pseudonyms sealed under the
-        subject's key (:mod:`modelyard.audit.identities`); text is sealed, digested with
-        the deployment's HMAC key (:mod:`modelyard.audit.text_digest`), or left out."""
-        entry = AuditEntry(**storable(dict(vars(entry))))
-        mode = entry.text_mode
-        has_text = entry.prompt is not None or entry.response is not None
-        if has_text and mode in ("full", "redacted") and self.settings.audit_store_text == "hash":
-            mode = "hash"
-        actor, target, details = seal(
-            seq,
-            entry.kind,
-            entry.actor,
-            entry.target,
-            dict(entry.details),
-            lambda name: self._subject_key(session, name),
-        )
-        subject_id = key = None
-        owner = entry.subject or (entry.actor if has_text else None)
-        if owner is not None:
-            subject_id, key = self._subject_key(session, owner)
-        prompt_ct = response_ct = prompt_sha = response_sha = None
-        if mode in ("full", "redacted") and has_text and key is not None:
-            if entry.prompt is not None:
-                prompt_ct = cipher.encrypt(key, entry.prompt, f"{seq}:prompt")
-            if entry.response is not None:
-                response_ct = cipher.encrypt(key, entry.response, f"{seq}:response")
-        elif mode == "hash" and has_text:
-            secret = text_secret(self.settings)
-            prompt_sha = text_hmac(secret, entry.prompt) if entry.prompt is not None else None
-            response_sha = text_hmac(secret, entry.response) if entry.response is not None else None
-            mode = HMAC_MODE
-        else:
-            mode = "none"
-        return {
-            "kind": entry.kind,
-            "at": iso_now(),
-            "actor": actor,
-            "team": entry.team,
-            "route": entry.route,
-            "target": target,
-            "blob_sha256": entry.blob_sha256,
-            "status": entry.status,
-            "latency_ms": entry.latency_ms,
-            "prompt_tokens": entry.prompt_tokens,
-            "completion_tokens": entry.completion_tokens,
-            "client": entry.client,
-            "data_subject": subject_id,
-            "text_mode": mode,
-            "prompt_ct": prompt_ct,
-            "response_ct": response_ct,
-            "prompt_sha256": prompt_sha,
-            "response_sha256": response_sha,
-            "details": details,
-        }
-
-    def _subject_key(self, session: Session, subject: str) -> tuple[str, str]:
-        digest = subject_digest(self.settings, subject)
-        row = session.get(AuditSubjectKeyRow, digest)
-        if row is None:
-            row = AuditSubjectKeyRow(
-                subject_digest=digest,
-                id=str(uuid.uuid4()),
-                key=cipher.new_key(),
-                created_at=iso_now(),
-            )
-            session.add(row)
-            session.flush()
-        return row.id, row.key
+        """Append one entry inside the caller's transaction (see :meth:`append_batch_in`);
+        raises what kept it out of the log."""
+        (outcome,) = self.append_batch_in(session, [entry])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def head(self) -> Appended:
         try:

@@ -3,22 +3,37 @@
 On first start (an empty registry) it imports the bundled models (:mod:`modelyard.intake.bundled`)
 and says what each is for; it creates an admin key when there is none, printing it once (it is
 stored only as a hash and never logged).
+
+``--workers N`` runs N gateway processes on the one socket this command binds (uvicorn's
+multi-process supervisor; each process builds its app with :func:`gateway_process_app`). The
+first-run preparation happens once, here, before they start. Each process has its own engine
+workers; they share the database, Redis (rate limits and budgets: required) and the home.
 """
 
 from __future__ import annotations
 
 import errno
+import inspect
+import logging
 import os
 import socket
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from modelyard.cli.output import byte_progress, stderr, stdout
 from modelyard.cli.runtime import Runtime
-from modelyard.errors import Conflict, InvalidInput
+from modelyard.config import Settings
+from modelyard.errors import Conflict, InvalidInput, ModelyardError, Unavailable
 from modelyard.governance.keys import KeyStore
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+_log = logging.getLogger(__name__)
 FIRST_KEY_NAME = "admin"
+PROCESS_APP = "modelyard.cli.serve:gateway_process_app"
+"""What each gateway process of ``--workers N`` imports and calls to build its app."""
 
 
 def _prepare(runtime: Runtime) -> None:
@@ -88,16 +103,26 @@ def serve_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="0 picks a free port."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Gateway processes sharing the port, each with its own engine workers "
+        "(default: MODELYARD_SERVE_WORKERS, 1). More than one needs MODELYARD_REDIS_URL.",
+    ),
 ) -> None:
     """Serve the OpenAI-compatible API (/v1), /healthz, /readyz and /metrics."""
-    import uvicorn
-
-    from modelyard.gateway.app import create_app
-    from modelyard.gateway.log_redaction import logging_config
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     runtime: Runtime = ctx.obj
+    processes = workers or runtime.settings.serve_workers
+    if processes > 1 and not runtime.settings.redis_url:
+        raise InvalidInput(
+            f"{processes} gateway processes must share rate limits and budgets: set "
+            "MODELYARD_REDIS_URL (without it each process would grant every budget again)",
+            param="workers",
+        )
     # Bound first (a taken port fails before any model is imported) and by this process, so
     # that --port 0 names the port it really got; it listens only once the app has started.
     sock = _bind(host, port)
@@ -105,30 +130,101 @@ def serve_command(
         _prepare(runtime)
         settings = runtime.settings
         runtime.close()
-        app = create_app(settings)
-        stderr().print(app.state.gateway.workers.describe(), markup=False)
-        stderr().print(
-            f"modelyard gateway on {_url(host, sock.getsockname()[1])}/v1",
-            markup=False,
-            highlight=False,
-        )
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            # httptools (C) parses and frames HTTP with less CPU per streamed chunk than h11;
-            # header limits are ours (431 from the app). The loop stays asyncio's: engine
-            # workers are started with user/group switching, which uvloop does not offer.
-            http="httptools",
-            loop="asyncio",
-            log_level="info",
-            # every handler redacts credentials (query strings, bearer tokens, keys)
-            log_config=logging_config(),
-            timeout_graceful_shutdown=5,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        if processes == 1:
+            _serve_one(settings, host, sock)
+        else:
+            _serve_many(settings, host, sock, processes)
     finally:
         sock.close()
+
+
+def _serve_one(settings: Settings, host: str, sock: socket.socket) -> None:
+    import uvicorn
+
+    from modelyard.gateway.app import create_app
+
+    app = create_app(settings)
+    stderr().print(app.state.gateway.workers.describe(), markup=False)
+    _say_url(host, sock)
+    uvicorn.Server(_uvicorn_config(app, host, sock)).run(sockets=[sock])
+
+
+def _serve_many(settings: Settings, host: str, sock: socket.socket, processes: int) -> None:
+    """``processes`` gateway processes accepting on ``sock``; SIGTERM or SIGINT stops them
+    all, each gracefully (its requests finish, its engine workers stop). A process that
+    dies is replaced; one that cannot start stops them all (exit 3)."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = _uvicorn_config(PROCESS_APP, host, sock, factory=True, workers=processes)
+    stderr().print(
+        f"{processes} gateway processes on {settings.resolved_database_url.split(':')[0]}, "
+        "each with its own engine workers",
+        markup=False,
+    )
+    _say_url(host, sock)
+    extra: dict[str, Any] = {}
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.36
+        extra["target"] = uvicorn.Server(config).run
+    supervisor = Multiprocess(config, sockets=[sock], **extra)
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        raise Unavailable("a gateway process could not start: its error is in the log above")
+
+
+def gateway_process_app() -> FastAPI:
+    """The app of one ``--workers`` gateway process: the settings from the environment, as
+    the command read them; its own database connections, audit log and engine workers.
+
+    A failure here ends the process with uvicorn's start-up failure status, on which the
+    supervisor stops them all (anything else it would start again, and fail again)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    from modelyard.gateway.app import create_app
+
+    try:
+        app = create_app(Settings())
+    except ModelyardError as exc:
+        stderr().print(f"error: gateway process {os.getpid()}: {exc.message}", markup=False)
+        raise SystemExit(STARTUP_FAILURE) from exc
+    except Exception as exc:  # a bug: its traceback, then the same stop
+        _log.exception("gateway process %d could not start", os.getpid())
+        raise SystemExit(STARTUP_FAILURE) from exc
+    stderr().print(
+        f"gateway process {os.getpid()}: {app.state.gateway.workers.describe()}", markup=False
+    )
+    return app
+
+
+def _uvicorn_config(app: Any, host: str, sock: socket.socket, **options: Any) -> Any:
+    import uvicorn
+
+    from modelyard.gateway.log_redaction import logging_config
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=sock.getsockname()[1],
+        # httptools (C) parses and frames HTTP with less CPU per streamed chunk than h11;
+        # header limits are ours (431 from the app). The loop stays asyncio's: engine
+        # workers are started with user/group switching, which uvloop does not offer.
+        http="httptools",
+        loop="asyncio",
+        log_level="info",
+        # every handler redacts credentials (query strings, bearer tokens, keys)
+        log_config=logging_config(),
+        timeout_graceful_shutdown=5,
+        **options,
+    )
+
+
+def _say_url(host: str, sock: socket.socket) -> None:
+    stderr().print(
+        f"modelyard gateway on {_url(host, sock.getsockname()[1])}/v1",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
