@@ -194,7 +194,8 @@ class Settings(BaseSettings):
     endpoint_breaker_cooldown_s: float = Field(default=15.0, gt=0)
     """How long an open circuit keeps a replica out before one probe may try it again."""
     endpoint_max_connections: int = Field(default=64, ge=1)
-    """Connections a gateway keeps open to one endpoint version's replicas together."""
+    """Idle (keep-alive) connections a gateway keeps to one endpoint version's replicas
+    together; connections in use grow up to the version's in-flight limit."""
     endpoint_rules_refresh_s: float = Field(default=5.0, ge=0)
     """How long a gateway reuses the allow-list it read (a ``deny`` takes effect within it)."""
 
@@ -202,6 +203,11 @@ class Settings(BaseSettings):
     serve_workers: int = Field(default=1, ge=1, le=64)
     """Gateway processes ``modelyard serve`` runs on its one port (``--workers``); each has
     its own engine workers. More than one needs ``redis_url`` (shared limits)."""
+
+    # Endpoint versions' admission (docs/remote-engines.md, "Limits").
+    endpoint_max_in_flight: int = Field(default=256, ge=1)
+    """Requests in flight from a gateway to each replica of an endpoint version (a request
+    with ``n`` choices counts ``n``); the version takes this times its replicas, then 429."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -44,6 +44,12 @@ from modelyard.catalog.signing import Signatures
 from modelyard.config import Settings
 from modelyard.deploy.apply import apply_manifest
 from modelyard.deploy.manifest import build_manifest
+from modelyard.engines.endpoint_registration import (
+    EndpointRequest,
+    register_endpoint,
+    run_endpoint_trial,
+)
+from modelyard.engines.endpoint_store import EndpointRules
 from modelyard.engines.trial_load import run_trial_load
 from modelyard.errors import InvalidInput, ModelyardError
 from modelyard.gateway.app import create_app
@@ -67,6 +73,7 @@ from tests.catalog.attest import key_pair, register_file
 from tests.factories import write_tiny_gguf
 from tests.governance.clirun import run_cli
 from tests.harness import serve_in_thread
+from tests.remote_stub import StubServer
 
 ACTOR = "auditor"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "governance.md"
@@ -81,6 +88,8 @@ SERVICE_PACKAGES = (
 )
 SERVICE_MODULES = (
     "modelyard.engines.trial_load",
+    "modelyard.engines.endpoint_store",
+    "modelyard.engines.endpoint_registration",
     "modelyard.engines.load_check",
     "modelyard.hardware.store",
     "modelyard.evaluate.runs",
@@ -131,6 +140,9 @@ EXEMPT: dict[str, str] = {
     "recorded by OperatorAccounts.login_oidc",
     "modelyard.hardware.store.ProfileStore.": "hardware profiles are cost-model inputs "
     "(JSON files in the home), not governance state",
+    "modelyard.engines.endpoint_store.EndpointRules.set": "calls allow or deny (audited)",
+    "modelyard.engines.endpoint_store.Credentials.store_in": SESSION_STEP + " model.import "
+    "(register_endpoint seals the key in the version's own transaction)",
 }
 
 
@@ -247,8 +259,14 @@ class Yard:
 
 def _open(settings: Settings, tmp: Path) -> Iterator[Yard]:
     db = Database(settings.resolved_database_url)
-    yield Yard(settings, Registry(db, open_blob_store(settings), settings), tmp)
-    db.close()
+    yard = Yard(settings, Registry(db, open_blob_store(settings), settings), tmp)
+    try:
+        yield yard
+    finally:
+        for thing in yard.saved.values():
+            if isinstance(thing, StubServer):
+                thing.stop()
+        db.close()
 
 
 @pytest.fixture
@@ -368,6 +386,22 @@ def _raises_user_error(call: Callable[[], Any]) -> None:
 def _proposed(y: Yard) -> None:
     _version(y, "m")
     y.saved["proposal"] = y.proposals().propose("m@1", "candidate", actor="alice", reason="go").id
+
+
+def _upstream(y: Yard) -> None:
+    """A stub OpenAI-compatible upstream on loopback, which the allow-list lets in."""
+    y.saved["stub"] = StubServer().start()
+    EndpointRules(y.db, y.settings).allow("127.0.0.1", actor="ops")
+
+
+def _endpoint(y: Yard, actor: str = ACTOR) -> Any:
+    request = EndpointRequest("remote", (y.saved["stub"].url,), "stub-model", None, "apache-2.0")
+    return register_endpoint(y.registry, y.settings, request, actor=actor)
+
+
+def _registered(y: Yard) -> None:
+    _upstream(y)
+    _endpoint(y, "ops")
 
 
 def _imported(y: Yard) -> None:
@@ -606,6 +640,33 @@ CASES = [
         act=lambda y: run_trial_load(y.registry, y.settings, "tiny@1", actor=ACTOR),
         subjects=_same("tiny@1"),
         fail=lambda y: run_trial_load(y.registry, y.settings, "nope@1", actor=ACTOR),
+    ),
+    Case(
+        EndpointRules.allow,
+        act=lambda y: EndpointRules(y.db, y.settings).allow("10.20.0.0/16", actor=ACTOR),
+        subjects=_same("endpoint-rule:10.20.0.0/16"),
+        fail=lambda y: EndpointRules(y.db, y.settings).allow("not a host", actor=ACTOR),
+    ),
+    Case(
+        EndpointRules.deny,
+        prepare=lambda y: EndpointRules(y.db, y.settings).allow("gpu-1.internal", actor="ops"),
+        act=lambda y: EndpointRules(y.db, y.settings).deny("gpu-1.internal", actor=ACTOR),
+        subjects=_same("endpoint-rule:gpu-1.internal"),
+        fail=lambda y: EndpointRules(y.db, y.settings).deny("http://x/?q", actor=ACTOR),
+    ),
+    Case(
+        register_endpoint,
+        prepare=_upstream,
+        act=_endpoint,
+        subjects=_same("remote@1"),
+        fail=_endpoint,  # the same URLs, model and identity again: refused
+    ),
+    Case(
+        run_endpoint_trial,
+        prepare=_registered,
+        act=lambda y: run_endpoint_trial(y.registry, y.settings, "remote@1", actor=ACTOR),
+        subjects=_same("remote@1"),
+        fail=lambda y: run_endpoint_trial(y.registry, y.settings, "nope@1", actor=ACTOR),
     ),
     Case(
         apply_manifest,

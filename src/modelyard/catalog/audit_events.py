@@ -75,6 +75,8 @@ EVENT_KINDS = MappingProxyType(
             EventKind("operator.impersonate", "operator:NAME", "an admin acted in another's name"),
             EventKind("access.denied", "PATH", "an operator was refused an action by role"),
             EventKind("deploy.apply", "manifest:SHA", "a deployment manifest was applied"),
+            EventKind("endpoint.allow", "endpoint-rule:RULE", "an upstream host/net was allowed"),
+            EventKind("endpoint.deny", "endpoint-rule:RULE", "an upstream host/net was denied"),
             EventKind("audit.erase", "subject:ID", "a data subject's key was destroyed"),
             EventKind("purge", "(none)", "records older than the retention period were removed"),
         )

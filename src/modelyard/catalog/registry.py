@@ -38,7 +38,8 @@ from modelyard.store.tables import (
     utcnow,
 )
 
-ORIGINS = ("imported", "tuned", "quantized")
+ORIGINS = ("imported", "tuned", "quantized", "remote")
+"""``remote``: an endpoint version (weights served elsewhere, see engines/endpoints.py)."""
 _INSERT_ATTEMPTS = 5
 
 

@@ -87,6 +87,12 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
         "Security and quality advisories against versions.",
     ),
     ("deploy", "modelyard.cli.deploy", "app", "Deployment manifests: export, diff, apply."),
+    (
+        "endpoints",
+        "modelyard.cli.endpoints",
+        "app",
+        "Which upstream hosts and networks remote endpoints may reach (admin only).",
+    ),
     ("keys", "modelyard.cli.keys", "app", "API keys for the gateway (deny by default)."),
     (
         "eval",

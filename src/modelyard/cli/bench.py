@@ -1,8 +1,10 @@
-"""``modelyard bench``: a load sweep against a local engine worker or an OpenAI-compatible URL."""
+"""``modelyard bench``: a load sweep against a local engine worker, an endpoint version's
+replicas (directly, as the gateway reaches them) or an OpenAI-compatible URL."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -13,7 +15,9 @@ from modelyard.bench.runner import BenchConfig, run_sweep
 from modelyard.bench.targets import EngineTarget, HttpOptions, HttpTarget, Target
 from modelyard.cli.output import print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
+from modelyard.engines.endpoints import EndpointSpec, is_endpoint
 from modelyard.engines.loader import open_engine
+from modelyard.engines.remote_sync import open_remote_engine
 from modelyard.errors import InvalidInput
 
 
@@ -64,6 +68,22 @@ def print_levels(title: str, levels: list[LevelResult]) -> None:
     )
 
 
+def engine_target(
+    runtime: Runtime, model: str, concurrency: int
+) -> tuple[EngineTarget, Callable[[str], int] | None]:
+    """A registered version as a bench target, and its tokenizer where it has one here: a
+    GGUF version's engine worker, or an endpoint version's replicas (raw prompts to
+    ``/v1/completions``, sized from word counts)."""
+    version = runtime.registry.resolve(model)
+    if is_endpoint(version):
+        remote = open_remote_engine(version, runtime.settings, runtime.db)
+        replicas = len(EndpointSpec.of(version).urls)
+        name = f"{version.ref} (remote endpoint, {replicas} replica(s))"
+        return EngineTarget(name, remote, concurrency), None
+    engine = open_engine(version, runtime.blobs, runtime.settings, slots=concurrency)
+    return EngineTarget(f"{version.ref} (engine worker)", engine, concurrency), engine.count_tokens
+
+
 def bench_command(
     ctx: typer.Context,
     model: str = typer.Option(
@@ -93,15 +113,12 @@ def bench_command(
         raise InvalidInput("--endpoint must be chat or completions", param="endpoint")
     config = BenchConfig(levels, prompt_tokens, max_tokens, requests, warmup)
     target: Target
+    count: Callable[[str], int] | None = None
     if url:
         options = HttpOptions(url, model, key, endpoint, ignore_eos, timeout_s)
         target = HttpTarget(options, max(levels))
-        count = None
     else:
-        version = runtime.registry.resolve(model)
-        engine = open_engine(version, runtime.blobs, runtime.settings, slots=max(levels))
-        target = EngineTarget(f"{version.ref} (engine worker)", engine, max(levels))
-        count = engine.count_tokens
+        target, count = engine_target(runtime, model, max(levels))
 
     def progress(level: LevelResult) -> None:
         if not as_json:

@@ -11,6 +11,7 @@ import typer
 
 from modelyard.atomic_write import write_text
 from modelyard.catalog.records import ModelVersion
+from modelyard.cli.endpoints import add_endpoint_command
 from modelyard.cli.governed import (
     ACTOR_OPTION,
     POLICY_OPTION,
@@ -404,12 +405,16 @@ def trial_load_command(
     actor: str | None = ACTOR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Load a GGUF version in a sandboxed engine worker and generate one token; the result
-    is recorded (the policy's trial_load gate needs a success). Exits 1 when it fails."""
+    """Load a GGUF version in a sandboxed engine worker and generate one token (an endpoint
+    version: probe its replicas' identity and a 1-token completion); the result is recorded
+    (the policy's trial_load gate needs a success). Exits 1 when it fails."""
+    from modelyard.engines.endpoint_registration import run_endpoint_trial
+    from modelyard.engines.endpoints import is_endpoint
     from modelyard.engines.trial_load import run_trial_load
 
     runtime = _runtime(ctx)
-    result = run_trial_load(
+    trial = run_endpoint_trial if is_endpoint(runtime.registry.get(ref)) else run_trial_load
+    result = trial(
         runtime.registry, runtime.settings, ref, actor=actor_of(ctx, "catalog.change", actor)
     )
     if as_json:
@@ -422,3 +427,6 @@ def trial_load_command(
             stderr().print(result.log_tail, markup=False, highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+app.command("add-endpoint")(add_endpoint_command)

@@ -33,6 +33,25 @@ Prompt = str | tuple[PromptPart, ...]
 are parsed, as a raw prompt's author intends. Chat prompts are parts."""
 
 
+@dataclass(frozen=True)
+class MessageStart(PromptPart):
+    """Opens one chat message in a *messages prompt*: the chat kept as messages for an engine
+    that applies its own template (a remote endpoint), not rendered here.
+
+    Its ``text`` is a readable header (``"user: "``), ``special=True``, so the PII screen
+    leaves it alone and the audit log reads a transcript; the message's text follows as
+    ordinary (``special=False``) parts, screened and redacted like any user text."""
+
+    role: str = "user"
+    fields: tuple[tuple[str, str], ...] = ()
+    """The message's other fields (``name``, ``tool_call_id``…), each as JSON text."""
+
+
+def is_messages(prompt: Prompt) -> bool:
+    """Whether ``prompt`` is a messages prompt (see :class:`MessageStart`)."""
+    return not isinstance(prompt, str) and bool(prompt) and isinstance(prompt[0], MessageStart)
+
+
 def prompt_text(prompt: Prompt) -> str:
     """The prompt as one string (for display, hashing and token estimates)."""
     if isinstance(prompt, str):

@@ -1,10 +1,10 @@
 """A pilot: several candidate models on the same data, one report.
 
 Every input is checked before the first model is loaded (:func:`plan_pilot`): all the models
-resolve to GGUF versions, the metric is known, the data file parses and suits the
-metric, the report folder can be written. Every problem found is listed in one error, and
-nothing is run, stored or written; a pilot never fails after spending minutes on its first
-model because its second does not exist.
+resolve to GGUF or endpoint versions (endpoints with a generation metric), the metric is
+known, the data file parses and suits the metric, the report folder can be written. Every
+problem found is listed in one error, and nothing is run, stored or written; a pilot never
+fails after spending minutes on its first model because its second does not exist.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pathlib import Path
 
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
+from modelyard.engines.endpoints import is_endpoint
 from modelyard.errors import InvalidInput, UserError
 from modelyard.evaluate.data import load_rows
-from modelyard.evaluate.metrics import check_rows, metric_kind
+from modelyard.evaluate.metrics import KINDS, check_rows, metric_kind
 from modelyard.evaluate.runner import EvalRunner, EvalSpec, Progress
 from modelyard.evaluate.runs import RunRecord
 
@@ -54,6 +55,7 @@ def plan_pilot(
     is why the ``--schema`` file could not be read, if it could not."""
     problems: list[str] = []
     resolved = _check_models(registry, names, problems)
+    _check_endpoints(resolved, spec.metric, problems)
     _check_data(spec, schema_problem, problems)
     out_problem = _out_problem(out)
     if out_problem is not None:
@@ -82,7 +84,7 @@ def _check_models(
         except UserError as exc:
             problems.append(f"--models: {name}: {exc.message}")
             continue
-        if version.format != "gguf":
+        if version.format != "gguf" and not is_endpoint(version):
             problems.append(
                 f"--models: {name} is {version.ref}, a {version.format} model; "
                 "pilots run GGUF models"
@@ -90,6 +92,20 @@ def _check_models(
             continue
         resolved.append((name, version))
     return resolved
+
+
+def _check_endpoints(
+    resolved: list[tuple[str, ModelVersion]], metric: str, problems: list[str]
+) -> None:
+    """Endpoint versions generate; they cannot be scored by log-likelihood here."""
+    if KINDS.get(metric, "generate") == "generate":
+        return
+    for name, version in resolved:
+        if is_endpoint(version):
+            problems.append(
+                f"--models: {name} is {version.ref}, a remote endpoint: the {metric} metric "
+                "scores log-likelihoods with local weights; use a generation metric"
+            )
 
 
 def _check_data(spec: EvalSpec, schema_problem: str | None, problems: list[str]) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
 from modelyard.engines.base import Engine, SamplingParams, prompt_text
+from modelyard.engines.endpoints import is_endpoint
 from modelyard.engines.scoring import Scorer
 from modelyard.errors import Conflict, InvalidInput
 from modelyard.evaluate.data import EvalRow, file_sha256, load_rows
 from modelyard.evaluate.metrics import check_rows, metric_kind
-from modelyard.evaluate.models import EngineFactory, ScorerFactory
+from modelyard.evaluate.models import ENDPOINT_SCORING, EngineFactory, ScorerFactory
 from modelyard.evaluate.prompts import row_chat
 from modelyard.evaluate.runs import RowResult, RunRecord, RunStore
 from modelyard.evaluate.stats import Estimate, bootstrap_mean, bootstrap_perplexity, percentile
@@ -173,6 +174,8 @@ class EvalRunner:
     def run(self, spec: EvalSpec, progress: Progress | None = None) -> RunRecord:
         kind = metric_kind(spec.metric)
         version = self.registry.resolve(spec.model)
+        if kind != "generate" and is_endpoint(version):
+            raise InvalidInput(ENDPOINT_SCORING.format(ref=version.ref), param="metric")
         if not spec.data.is_file():
             raise InvalidInput(f"no such data file: {spec.data}", param="data")
         sha = file_sha256(spec.data)
@@ -240,7 +243,7 @@ class EvalRunner:
                 "latency_s": time.perf_counter() - started,
             }
         row: EvalRow = item
-        prompt, stops = row_chat(row, metadata)
+        prompt, stops = row_chat(row, metadata, remote=is_endpoint(resources.version))
         if kind == "choice":
             return score_choice(resources.get_scorer(), row, prompt_text(prompt))
         # Like the gateway: the chat format's stop strings end the answer too.

@@ -13,7 +13,9 @@ from fastapi import Request
 
 from modelyard.catalog.serving import ServedModel, resolve_for_serving
 from modelyard.engines.base import Finish, Prompt, SamplingParams, TextDelta, TokenLogprob
+from modelyard.engines.endpoints import is_endpoint
 from modelyard.engines.provider import StreamingEngine
+from modelyard.engines.remote_provider import max_in_flight
 from modelyard.engines.workers import model_context
 from modelyard.errors import InvalidInput
 from modelyard.gateway.pipeline import (
@@ -86,22 +88,36 @@ async def _merge(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _admission(
+    gateway: Gateway, call: GenerationCall, streams: int
+) -> contextlib.AbstractContextManager[None]:
+    """The admission a call needs: an engine worker's slots and queue, its context checked
+    here; an endpoint version's own in-flight limit (its upstream checks its context)."""
+    version = call.served.version
+    if is_endpoint(version):
+        capacity = max_in_flight(version, gateway.settings.endpoint_max_in_flight)
+        return gateway.admission.admit(version.digest, streams, capacity=capacity)
+    context = model_context(version, gateway.settings.worker_ctx_per_slot)
+    if call.max_tokens is not None and call.max_tokens >= context:
+        raise InvalidInput(
+            f"max_tokens ({call.max_tokens}) must be below the context of "
+            f"{version.ref} ({context} tokens, prompt included)",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+    return gateway.admission.admit(version.digest, streams)
+
+
 def engine_handler(gateway: Gateway) -> Handler:
-    """The terminal handler: admission, the version's engine worker, its event stream."""
+    """The terminal handler: admission, the version's engine (worker or endpoint), its
+    event stream."""
 
     async def handle(call: GenerationCall) -> AsyncIterator[ChoiceEvent]:
         version = call.served.version
-        context = model_context(version, gateway.settings.worker_ctx_per_slot)
-        if call.max_tokens is not None and call.max_tokens >= context:
-            raise InvalidInput(
-                f"max_tokens ({call.max_tokens}) must be below the context of "
-                f"{version.ref} ({context} tokens, prompt included)",
-                param="max_tokens",
-                code="context_length_exceeded",
-            )
         jobs = _jobs(call)
+        admission = _admission(gateway, call, len(jobs))
         try:
-            with gateway.admission.admit(version.digest, len(jobs)):
+            with admission:
                 async with gateway.workers.lease(version) as engine:
                     if len(jobs) == 1:
                         _, prompt, params = jobs[0]

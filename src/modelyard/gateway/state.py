@@ -14,6 +14,8 @@ from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.engines.embeddings import open_embedder
 from modelyard.engines.provider import EngineProvider
+from modelyard.engines.provider_router import ProviderRouter
+from modelyard.engines.remote_provider import RemoteProvider
 from modelyard.engines.scheduler import ModelKind, ModelPool, Scheduler
 from modelyard.engines.worker_options import pool_from_settings
 from modelyard.errors import ModelyardError
@@ -50,7 +52,8 @@ class Gateway:
     registry: Registry
     keys: KeyStore
     workers: EngineProvider
-    """One llama-server process per model version in use (generation)."""
+    """One llama-server process per model version in use (generation); endpoint versions'
+    remote replicas (``engines/provider_router.py``)."""
     admission: Admission
     scheduler: Scheduler
     """Threads for in-process embedding models."""
@@ -68,7 +71,9 @@ class Gateway:
         settings.ensure_home()
         db = Database(settings.resolved_database_url)
         registry = Registry(db, open_blob_store(settings), settings)
-        workers = pool_from_settings(settings, registry.blobs)
+        workers = ProviderRouter(
+            pool_from_settings(settings, registry.blobs), RemoteProvider.from_settings(settings, db)
+        )
         admission = Admission(
             slots=settings.worker_slots,
             queue_size=settings.gateway_queue_size,
@@ -128,9 +133,9 @@ class Gateway:
         except ModelyardError as exc:
             log.warning("could not list production versions to start: %s", exc.message)
             targets = []
-        gguf = [v for v in targets if v.format == "gguf"]
+        gguf = [v for v in targets if v.format in ("gguf", "endpoint")]
         if gguf:
-            log.info("starting engine workers for %s", ", ".join(v.ref for v in gguf))
+            log.info("starting engines for %s", ", ".join(v.ref for v in gguf))
             await self.workers.prewarm(gguf)
 
     async def close(self) -> None:

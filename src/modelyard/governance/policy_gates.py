@@ -21,6 +21,7 @@ from modelyard.catalog.lifecycle import MAIN_LINE, Stage
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.rows import find_version
 from modelyard.catalog.signing import find_valid, read_public_key
+from modelyard.engines.endpoints import EndpointSpec, is_endpoint
 from modelyard.errors import InvalidInput
 from modelyard.evaluate.evidence import EvalEvidence, evidence_for
 from modelyard.governance.policy import BiasRequirement, EvalRequirement, Policy
@@ -152,6 +153,8 @@ def _licence(policy: Policy, version: ModelVersion, stage: Stage) -> GateResult:
 
 
 def _intake(version: ModelVersion, blobs: BlobStore, stage: Stage) -> GateResult:
+    if is_endpoint(version):
+        return _endpoint_intake(version, stage)
     if version.format not in SAFE_FORMATS:
         return GateResult("intake", stage, "failed", f"format {version.format} is not safe")
     for entry in version.files:
@@ -167,6 +170,27 @@ def _intake(version: ModelVersion, blobs: BlobStore, stage: Stage) -> GateResult
         stage,
         "passed",
         f"format {version.format} is safe; {len(version.files)} file(s) re-hashed, sha256 matches",
+    )
+
+
+def _endpoint_intake(version: ModelVersion, stage: Stage) -> GateResult:
+    """An endpoint version has no files: its recorded identity (what the upstream reported
+    at registration) must be there and re-hash to the version's digest."""
+    try:
+        spec = EndpointSpec.of(version)
+    except InvalidInput as exc:
+        return GateResult("intake", stage, "failed", exc.message)
+    if spec.digest() != version.digest:
+        return GateResult(
+            "intake", stage, "failed", "the recorded endpoint identity does not match its sha256"
+        )
+    weights = spec.identity.get("weights_digest") or "not exposed by the upstream"
+    return GateResult(
+        "intake",
+        stage,
+        "passed",
+        f"remote endpoint: upstream model {spec.identity.get('model_id')!r} at "
+        f"{len(spec.urls)} replica(s); weights digest {weights}; identity sha256 matches",
     )
 
 

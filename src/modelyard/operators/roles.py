@@ -6,7 +6,8 @@ operator    viewer + imports, tunes, sets aliases and canaries, raises advisorie
             promotions, places versions below ``production``
 approver    viewer + approves or rejects proposals and promotes (policy gates still apply)
 auditor     viewer + reads, verifies and exports the audit log and usage
-admin       everything: keys, teams, operators, erasure, impersonation
+admin       everything: keys, teams, operators, the endpoint allow-list, erasure,
+            impersonation
 ==========  =================================================================================
 """
 
@@ -63,6 +64,11 @@ ACTIONS = MappingProxyType(
             Action("keys.manage", _ADMIN, "create and revoke keys, set limits and budgets"),
             Action("teams.manage", _ADMIN, "create, change and delete teams"),
             Action("operators.manage", _ADMIN, "create operators, set roles, reset passwords"),
+            Action(
+                "endpoints.manage",
+                _ADMIN,
+                "allow and deny the hosts and networks remote endpoints may reach",
+            ),
             Action("operators.impersonate", _ADMIN, "act in another operator's name (audited)"),
         )
     }

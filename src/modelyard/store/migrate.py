@@ -39,6 +39,7 @@ LINEAR = (
     "0008_eval_rows",
     "0009_signatures",
     "0010_operators",
+    "0011_endpoints",
 )
 """The revisions in order, as their ``down_revision`` chain them (a test holds them equal)."""
 
