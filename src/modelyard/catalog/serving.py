@@ -12,6 +12,16 @@ per request (so an alias move takes effect on the next request, with no restart)
   a ``retired`` version answers 410 naming its replacement.
 * A blocking advisory stops a version at once: an alias falls back to its other side, then
   to its earlier targets; otherwise the request gets 503 naming the advisory.
+
+The rows come through a :class:`~modelyard.catalog.serving_cache.CatalogView`. The gateway
+passes a cached one: each process keeps the rows it loaded (:class:`ServingCache
+<modelyard.catalog.serving_cache.ServingCache>`) and reuses them while the database's
+``catalog_generation`` counter is unchanged. Triggers on every table these rules read move
+that counter in the same transaction as the change (:mod:`modelyard.store.generation_tables`),
+whoever makes it — the CLI, another gateway process — and the gateway reads it (one small
+query) before the rows on every request. So the cache is exact, not eventually consistent:
+the request after a change's commit sees it. Only data is cached; this module still decides
+every request afresh (the canary side is drawn, the ``Deprecation``/``Sunset`` headers made).
 """
 
 from __future__ import annotations
@@ -20,21 +30,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, contains_eager
-
-from modelyard.catalog.advisories import Advisory, active_for
-from modelyard.catalog.aliases import events_of
-from modelyard.catalog.lifecycle import Stage, StageInfo, stage_info, states_of
+from modelyard.catalog.lifecycle import Stage
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.refs import parse_ref
-from modelyard.catalog.registry import Registry, version_record
-from modelyard.catalog.rows import find_version, ref_of
+from modelyard.catalog.registry import Registry
+from modelyard.catalog.serving_cache import AliasTarget, Candidate, CatalogView, SessionView
 from modelyard.errors import Forbidden, Gone, ModelyardError, NotFound, Unavailable
-from modelyard.store.lifecycle_tables import AliasCanaryRow, VersionStateRow
-from modelyard.store.tables import AliasRow, ModelRow, ModelVersionRow
 
 
 @dataclass(frozen=True)
@@ -53,75 +55,41 @@ class ServedModel:
     """Why this version answered (for the audit record): alias, canary, fallback…"""
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    row: ModelVersionRow
-    info: StageInfo
-    advisories: tuple[Advisory, ...]
-
-    @property
-    def ref(self) -> str:
-        return ref_of(self.row)
-
-    @property
-    def blocking(self) -> tuple[Advisory, ...]:
-        return tuple(a for a in self.advisories if a.action == "block")
-
-
 def resolve_for_serving(
     registry: Registry,
     requested: str,
     *,
     pilot: bool = False,
     rng: random.Random | None = None,
+    view: CatalogView | None = None,
 ) -> ServedModel:
     """Resolve a client's model name; raises NotFound/Gone/Unavailable/Forbidden when refused.
 
     ``pilot`` is true for keys allowed to use versions still being piloted; ``rng`` picks the
-    canary side (tests may pass a seeded one).
+    canary side (tests may pass a seeded one). ``view`` reads the catalog (the gateway passes
+    its process's cached one, :class:`~modelyard.catalog.serving_cache.ServingCache`); by
+    default the rows are read in a transaction of the registry's database.
     """
     chooser = rng or random.Random()
+    if view is not None:
+        return _resolve(view, requested, pilot, chooser)
     with registry.db.session() as session:
-        if "@" in requested:
-            cand = _candidates(session, [find_version(session, requested)])[0]
-            _raise_if_refused(cand, pilot)
-            return _served(session, cand, requested, route=f"version {cand.ref}")
-        alias = session.execute(
-            select(AliasRow.version_id, AliasCanaryRow.version_id, AliasCanaryRow.weight)
-            .outerjoin(AliasCanaryRow, AliasCanaryRow.alias == AliasRow.name)
-            .where(AliasRow.name == requested)
-        ).first()
-        if alias is not None:
-            target_id, canary_id, weight = alias
-            return _via_alias(session, requested, target_id, canary_id, weight, pilot, chooser)
-        parse_ref(requested)
-        return _newest_served(session, requested, pilot)
+        return _resolve(SessionView(session), requested, pilot, chooser)
 
 
-def _load(session: Session, where: Any, order: Any = None) -> list[_Candidate]:
-    """Versions with their model and stage in one query, then their advisories in another."""
-    query = (
-        select(ModelVersionRow, VersionStateRow)
-        .join(ModelRow, ModelRow.id == ModelVersionRow.model_id)
-        .outerjoin(VersionStateRow, VersionStateRow.version_id == ModelVersionRow.id)
-        .options(contains_eager(ModelVersionRow.model))
-        .where(where)
-    )
-    if order is not None:
-        query = query.order_by(order)
-    pairs = [(row, state) for row, state in session.execute(query)]
-    advisories = active_for(session, [row.id for row, _ in pairs])
-    return [_Candidate(row, stage_info(state), tuple(advisories[row.id])) for row, state in pairs]
+def _resolve(view: CatalogView, requested: str, pilot: bool, rng: random.Random) -> ServedModel:
+    if "@" in requested:
+        cand = view.version(requested)
+        _raise_if_refused(cand, pilot)
+        return _served(view, cand, requested, route=f"version {cand.ref}")
+    alias = view.alias(requested)
+    if alias is not None:
+        return _via_alias(view, requested, alias, pilot, rng)
+    parse_ref(requested)
+    return _newest_served(view, requested, pilot)
 
 
-def _candidates(session: Session, rows: list[ModelVersionRow]) -> list[_Candidate]:
-    ids = [row.id for row in rows]
-    states = states_of(session, ids)
-    advisories = active_for(session, ids)
-    return [_Candidate(row, states[row.id], tuple(advisories[row.id])) for row in rows]
-
-
-def refusal(cand: _Candidate, pilot: bool) -> ModelyardError | None:
+def refusal(cand: Candidate, pilot: bool) -> ModelyardError | None:
     """Why ``cand`` may not answer this request, or None when it may."""
     stage = cand.info.stage
     if stage == Stage.RETIRED:
@@ -152,23 +120,18 @@ def refusal(cand: _Candidate, pilot: bool) -> ModelyardError | None:
     return None
 
 
-def _raise_if_refused(cand: _Candidate, pilot: bool) -> None:
+def _raise_if_refused(cand: Candidate, pilot: bool) -> None:
     error = refusal(cand, pilot)
     if error is not None:
         raise error
 
 
 def _via_alias(
-    session: Session,
-    alias: str,
-    target_id: int,
-    canary_id: int | None,
-    weight: float | None,
-    pilot: bool,
-    rng: random.Random,
+    view: CatalogView, alias: str, target: AliasTarget, pilot: bool, rng: random.Random
 ) -> ServedModel:
+    target_id, canary_id, weight = target.target_id, target.canary_id, target.weight
     ids = [target_id] if canary_id is None else [target_id, canary_id]
-    loaded = {c.row.id: c for c in _load(session, ModelVersionRow.id.in_(ids))}
+    loaded = view.by_ids(ids)
     tried = [loaded[target_id]]
     canary_ref = None
     if canary_id is not None and weight is not None:
@@ -183,7 +146,7 @@ def _via_alias(
             label = f" (canary, {weight:g}%)" if is_canary and weight is not None else ""
             note = f" ({'; '.join(notes)})" if notes else ""
             return _served(
-                session,
+                view,
                 cand,
                 alias,
                 alias=alias,
@@ -191,14 +154,14 @@ def _via_alias(
                 route=f"alias {alias} → {cand.ref}{label}{note}",
             )
         notes.append(f"{cand.ref} refused: {error.message}")
-    primary_cand = next(c for c in tried if c.row.id == target_id)
+    primary_cand = next(c for c in tried if c.id == target_id)
     primary_error = refusal(primary_cand, pilot)
     assert primary_error is not None
     if isinstance(primary_error, Unavailable):
-        fallback = _earlier_target(session, alias, {c.row.id for c in tried}, pilot)
+        fallback = _earlier_target(view, alias, {c.id for c in tried}, pilot)
         if fallback is not None:
             return _served(
-                session,
+                view,
                 fallback,
                 alias,
                 alias=alias,
@@ -208,29 +171,28 @@ def _via_alias(
 
 
 def _earlier_target(
-    session: Session, alias: str, exclude: set[int], pilot: bool
-) -> _Candidate | None:
+    view: CatalogView, alias: str, exclude: set[int], pilot: bool
+) -> Candidate | None:
     """The newest earlier target of the alias that may serve (a blocked version's fallback)."""
     seen: set[str] = set()
-    for event in reversed(events_of(session, alias)):
+    for event in reversed(view.alias_events(alias)):
         for ref in (event.previous_target, event.target):
             if ref is None or ref in seen:
                 continue
             seen.add(ref)
             try:
-                row = find_version(session, ref)
+                cand = view.version(ref)
             except NotFound:
                 continue
-            if row.id in exclude:
+            if cand.id in exclude:
                 continue
-            cand = _candidates(session, [row])[0]
             if cand.info.stage == Stage.PRODUCTION and refusal(cand, pilot) is None:
                 return cand
     return None
 
 
-def _newest_served(session: Session, name: str, pilot: bool) -> ServedModel:
-    cands = _load(session, ModelRow.name == name, ModelVersionRow.version.desc())
+def _newest_served(view: CatalogView, name: str, pilot: bool) -> ServedModel:
+    cands = view.named(name)
     if not cands:
         raise NotFound(f"no model or alias named {name!r}", param="model", code="model_not_found")
     by_stage = {stage: [c for c in cands if c.info.stage == stage] for stage in Stage}
@@ -244,7 +206,7 @@ def _newest_served(session: Session, name: str, pilot: bool) -> ServedModel:
         if not cand.blocking:
             note = f" (skipped {', '.join(skipped)}: blocked)" if skipped else ""
             return _served(
-                session, cand, name, route=f"newest {cand.info.stage.value} {cand.ref}{note}"
+                view, cand, name, route=f"newest {cand.info.stage.value} {cand.ref}{note}"
             )
         skipped.append(cand.ref)
     if pool:
@@ -269,8 +231,8 @@ def _newest_served(session: Session, name: str, pilot: bool) -> ServedModel:
 
 
 def _served(
-    session: Session,
-    cand: _Candidate,
+    view: CatalogView,
+    cand: Candidate,
     requested: str,
     *,
     route: str,
@@ -288,9 +250,8 @@ def _served(
     warnings = [f"{a.id} ({a.severity})" for a in cand.advisories if a.action == "warn"]
     if warnings:
         headers["X-Modelyard-Advisory"] = ", ".join(warnings)
-    aliases = session.scalars(select(AliasRow.name).where(AliasRow.version_id == cand.row.id))
     return ServedModel(
-        version=version_record(cand.row, list(aliases)),
+        version=view.model_version(cand.id),
         requested=requested,
         headers=headers,
         stage=cand.info.stage.value,

@@ -28,6 +28,7 @@ from modelyard.gateway.pipeline import (
 from modelyard.gateway.state import Gateway
 from modelyard.gateway.usage import choice_usage
 from modelyard.governance.keys import Principal
+from modelyard.store.generation_tables import read_generations
 
 DISCONNECT_POLL_S = 0.25
 
@@ -36,8 +37,11 @@ async def serve_model(gateway: Gateway, name: str, principal: Principal) -> Serv
     """The one way a client's model name becomes a version (catalog.serving decides)."""
 
     def resolve() -> ServedModel:
-        pilot = gateway.access_for(principal).pilot
-        return resolve_for_serving(gateway.registry, name, pilot=pilot)
+        with gateway.db.reads() as session:  # one connection for the request's reads
+            counters = read_generations(session)  # before the rows: see store.generation_tables
+            pilot = gateway.access_for(principal, session, counters.access).pilot
+            view = gateway.serving_cache.view(session, counters.catalog)
+            return resolve_for_serving(gateway.registry, name, pilot=pilot, view=view)
 
     return await asyncio.to_thread(resolve)
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelyard.audit.checkpoints import Checkpointer
 from modelyard.catalog.records import ModelVersion
 from modelyard.catalog.registry import Registry
+from modelyard.catalog.serving_cache import ServingCache
 from modelyard.config import Settings
 from modelyard.engines.embeddings import open_embedder
 from modelyard.engines.provider import EngineProvider
@@ -65,6 +67,8 @@ class Gateway:
     """Scopes, limits, PII and the audit log (``gateway/governance_layer.py``)."""
     checkpointer: Checkpointer | None = None
     """Signs the audit head at least every ``audit_checkpoint_interval_s`` (while serving)."""
+    serving_cache: ServingCache = field(default_factory=ServingCache)
+    """The catalog rows this process read, reused while ``catalog_generation`` is unchanged."""
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -114,11 +118,17 @@ class Gateway:
             governance=governance,
         )
 
-    def access_for(self, principal: Principal) -> Access:
-        """What the calling key may do (scopes of the key and its team; pilot access)."""
+    def access_for(
+        self, principal: Principal, session: Session | None = None, generation: int | None = None
+    ) -> Access:
+        """What the calling key may do (scopes of the key and its team; pilot access); read in
+        ``session`` when given, which read ``generation`` (``access_generation``) already."""
         if self.governance is None:
             return Access(key_name=principal.key_name, admin=principal.admin)
-        return self.governance.policies.access(principal.key_name, admin=principal.admin)
+        policies, key = self.governance.policies, principal.key_name
+        if session is None:
+            return policies.access(key, admin=principal.admin)
+        return policies.access_in(session, generation, key, admin=principal.admin)
 
     async def start(self) -> None:
         self.scheduler.start()

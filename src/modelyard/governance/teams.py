@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,8 +15,11 @@ from modelyard.config import Settings
 from modelyard.errors import Conflict, InvalidInput, NotFound
 from modelyard.governance.scopes import Access, Scope
 from modelyard.store.database import Database
+from modelyard.store.generation_tables import GenerationCache, read_generations
 from modelyard.store.governance_tables import KeyPolicyRow, TeamRow
 
+DEFAULT_MAX_CACHED = 4096
+"""Keys whose policy one :class:`KeyPolicies` keeps (the least recently used go first)."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -128,11 +132,17 @@ def put_policy(session: Session, key_name: str, team: str | None, scope: Scope) 
 
 class KeyPolicies:
     """Scope and team of each gateway key, stored by key name beside the keys table.
-    Changes are audited; :meth:`access` (the request path) only reads."""
+    Changes are audited; :meth:`access` (the request path) only reads, and reuses what it
+    read while the database's ``access_generation`` counter stays the same (triggers move it
+    on any change to key policies, teams or keys: :mod:`modelyard.store.generation_tables`)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, *, max_cached: int = DEFAULT_MAX_CACHED
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.cache = GenerationCache(max_cached)
+        """Key policies and team scopes by key name, as loaded under one counter value."""
 
     @audited("key.policy.set")
     def set(self, key_name: str, team: str | None, scope: Scope, *, actor: str) -> KeyPolicy:
@@ -177,14 +187,45 @@ class KeyPolicies:
             )
 
     def access(self, key_name: str, *, admin: bool = False) -> Access:
-        """The access of a key authenticated elsewhere (the gateway's keys table)."""
-        policy = self.get(key_name)
-        if policy is None:
+        """The access of a key authenticated elsewhere (the gateway's keys table): one small
+        query for the ``access_generation`` counter, the rows only when it has moved."""
+        with self.db.reads() as session:
+            generation = read_generations(session).access
+            return self.access_in(session, generation, key_name, admin=admin)
+
+    def access_in(
+        self, session: Session, generation: int | None, key_name: str, *, admin: bool = False
+    ) -> Access:
+        """:meth:`access` in the caller's session, which read ``generation`` (the
+        ``access_generation`` counter; None: reuse nothing) before any of these rows."""
+        if generation is None:
+            stored = _load_access(session, key_name)
+        else:
+            hit, found = self.cache.get(generation, key_name)
+            if hit:
+                stored = cast(_StoredAccess, found)
+            else:
+                stored = _load_access(session, key_name)
+                self.cache.put(generation, key_name, stored)
+        if stored.policy is None:
             return Access(key_name=key_name, admin=admin)
-        team_scope = Scope()
-        if policy.team is not None:
-            with self.db.session() as session:
-                team_row = session.get(TeamRow, policy.team)
-                if team_row is not None:
-                    team_scope = Scope.from_json(team_row.scope)
-        return Access(key_name, policy.team, admin, policy.scope, team_scope)
+        policy = stored.policy
+        return Access(key_name, policy.team, admin, policy.scope, stored.team_scope)
+
+
+@dataclass(frozen=True)
+class _StoredAccess:
+    policy: KeyPolicy | None
+    team_scope: Scope
+
+
+def _load_access(session: Session, key_name: str) -> _StoredAccess:
+    row = session.get(KeyPolicyRow, key_name)
+    if row is None:
+        return _StoredAccess(None, Scope())
+    team_scope = Scope()
+    if row.team is not None:
+        team_row = session.get(TeamRow, row.team)
+        if team_row is not None:
+            team_scope = Scope.from_json(team_row.scope)
+    return _StoredAccess(KeyPolicy(row.key_name, row.team, Scope.from_json(row.scope)), team_scope)

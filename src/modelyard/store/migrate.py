@@ -40,6 +40,7 @@ LINEAR = (
     "0009_signatures",
     "0010_operators",
     "0011_endpoints",
+    "0012_serving_generations",
 )
 """The revisions in order, as their ``down_revision`` chain them (a test holds them equal)."""
 
