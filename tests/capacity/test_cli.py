@@ -15,7 +15,7 @@ def test_capacity_from_measurements_json_table_and_exit_code(tmp_path: Path) -> 
     gateway = tmp_path / "gateway.json"
     gateway.write_text(json.dumps({"levels": [{"completed": 50, "requests_per_s": 250.0}]}))
     audit = tmp_path / "audit.json"
-    audit.write_text(json.dumps({"appends_per_s": 1200.0}))
+    audit.write_text(json.dumps({"per_second": 1200.0}))
     cli = CLI(tmp_path / "home")
     shape = ["--prompt-tokens", "200", "--output-tokens", "100"]
     files = ["--engine-bench", str(engine), "--gateway-bench", str(gateway)]

@@ -113,3 +113,11 @@ def test_measurement_files_are_checked() -> None:
     with pytest.raises(InvalidInput, match="audit_bench"):
         audit_appends_per_s({"records": 3}, "x.json")
     assert best_requests_per_s(bench_json(), "b.json") == 1.9
+    gateway = {
+        "levels": [
+            {"processes": 2, "completed": 9, "requests_per_s": 300.0},
+            {"processes": 1, "completed": 9, "requests_per_s": 170.0},
+        ]
+    }
+    assert best_requests_per_s(gateway, "g.json") == 170.0  # the fewest processes, per process
+    assert audit_appends_per_s({"per_second": 1232}, "a.json") == 1232.0

@@ -3,8 +3,8 @@
 * an engine replica: ``modelyard bench --json`` run against one replica (``--url`` at the
   engine itself, or a model served by one worker): per concurrency level, the median time
   to first token, the per-stream decode speed and the prompt length it used;
-* a gateway process: ``modelyard bench --json`` against one gateway process in front of a
-  fast engine (the stub in ``bench/gateway_bench.py``): its best requests per second;
+* a gateway process: ``bench/gateway_bench.py --json`` (gateway processes in front of a
+  fast stub engine): the rate of its level with the fewest processes, per process;
 * the audit log: ``bench/audit_bench.py --json``: appends per second into the database.
 """
 
@@ -65,10 +65,17 @@ def engine_bench(data: Any, origin: str) -> EngineBench:
 
 
 def best_requests_per_s(data: Any, origin: str) -> float:
-    """The best completed requests per second over a ``modelyard bench --json`` sweep."""
+    """Requests per second of one gateway process: from ``bench/gateway_bench.py --json``, the
+    level with the fewest processes, divided by them; from a plain ``modelyard bench --json``
+    sweep against one process, its best level."""
     try:
-        rates = [float(lv["requests_per_s"]) for lv in data["levels"] if lv["completed"] > 0]
-    except (KeyError, TypeError, ValueError) as exc:
+        levels = [lv for lv in data["levels"] if lv["completed"] > 0]
+        if levels and "processes" in levels[0]:
+            fewest = min(levels, key=lambda lv: int(lv["processes"]))
+            rates = [float(fewest["requests_per_s"]) / int(fewest["processes"])]
+        else:
+            rates = [float(lv["requests_per_s"]) for lv in levels]
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise InvalidInput(f"{origin} is not `modelyard bench --json` output ({exc})") from exc
     if not rates or max(rates) <= 0:
         raise InvalidInput(f"{origin}: the benchmark completed no requests")
@@ -76,9 +83,9 @@ def best_requests_per_s(data: Any, origin: str) -> float:
 
 
 def audit_appends_per_s(data: Any, origin: str) -> float:
-    """Appends per second from ``bench/audit_bench.py --json``."""
+    """Appends per second from ``bench/audit_bench.py --json`` (its ``per_second``)."""
     try:
-        rate = float(data["appends_per_s"])
+        rate = float(data["per_second"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"{origin} is not `bench/audit_bench.py --json` output ({exc})") from exc
     if rate <= 0:
