@@ -209,6 +209,12 @@ class Settings(BaseSettings):
     """Requests in flight from a gateway to each replica of an endpoint version (a request
     with ``n`` choices counts ``n``); the version takes this times its replicas, then 429."""
 
+    # API keys' usage column (docs/gateway.md, "Keys").
+    key_last_used_interval_s: float = Field(default=60.0, ge=0)
+    """A key's ``last_used_at`` is written at most once per this many seconds per gateway
+    process (in the background, not on the request's path), so the column is approximate
+    to this interval; 0 writes it on every request."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

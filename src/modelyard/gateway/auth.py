@@ -17,6 +17,7 @@ buffer or parse a body. The principal it finds is handed to the route's dependen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 from fastapi import Request
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.gateway.state import Gateway
 from modelyard.governance.keys import Principal
+from modelyard.store.generation_tables import read_generations
 
 PUBLIC_PATHS = frozenset({"/healthz", "/"})
 """Routes answered without a key, which never look at one."""
@@ -57,6 +59,18 @@ def token_from_header(header: str | None) -> str:
 
 def bearer_token(request: Request) -> str:
     return token_from_header(request.headers.get("authorization"))
+
+
+def check_key(gateway: Gateway, token: str) -> Principal:
+    """The principal behind ``token`` with the request's serving counters and its access, read
+    on one connection: one small query while ``access_generation`` stands still (the key's row
+    and policy come from the process's caches; expiry is checked per request by the layers).
+    The rest of the request reuses both (``serve_model``, the governance layer)."""
+    with gateway.db.reads() as session:
+        counters = read_generations(session)  # before the rows: see store.generation_tables
+        principal = gateway.keys.authenticate_in(session, counters.access, token)
+        access = gateway.access_for(principal, session, counters.access)
+    return dataclasses.replace(principal, generations=counters, access=access)
 
 
 async def _send_unauthorized(send: Send, exc: Unauthorized) -> None:
@@ -104,7 +118,7 @@ class AuthenticateFirst:
             return
         try:
             token = token_from_header(header)
-            principal = await asyncio.to_thread(self.gateway.keys.authenticate, token)
+            principal = await asyncio.to_thread(check_key, self.gateway, token)
         except Unauthorized as exc:
             await _send_unauthorized(send, exc)
             return
@@ -119,7 +133,7 @@ async def require_key(request: Request) -> Principal:
         return checked
     token = bearer_token(request)
     gateway: Gateway = request.app.state.gateway
-    principal = await asyncio.to_thread(gateway.keys.authenticate, token)
+    principal = await asyncio.to_thread(check_key, gateway, token)
     request.state.principal = principal
     return principal
 

@@ -38,8 +38,13 @@ async def serve_model(gateway: Gateway, name: str, principal: Principal) -> Serv
 
     def resolve() -> ServedModel:
         with gateway.db.reads() as session:  # one connection for the request's reads
-            counters = read_generations(session)  # before the rows: see store.generation_tables
-            pilot = gateway.access_for(principal, session, counters.access).pilot
+            # The counters and access the key check read (gateway.auth.check_key), else now:
+            # before the rows either way (see store.generation_tables).
+            counters = principal.generations or read_generations(session)
+            access = principal.access
+            if principal.generations is None or access is None:
+                access = gateway.access_for(principal, session, counters.access)
+            pilot = access.pilot
             view = gateway.serving_cache.view(session, counters.catalog)
             return resolve_for_serving(gateway.registry, name, pilot=pilot, view=view)
 

@@ -42,6 +42,7 @@ from modelyard.gateway.pipeline import (
     Handler,
 )
 from modelyard.gateway.usage import TokenUsage, choice_usage
+from modelyard.governance.keys import Principal
 from modelyard.governance.limits import Limiter, Reservation, open_limiter
 from modelyard.governance.pii.analyzer import Analyzer
 from modelyard.governance.pii.policy import PiiBlocked, PiiGuard
@@ -116,10 +117,14 @@ class Governance:
 
     # -- shared steps -------------------------------------------------------------------
 
-    async def _admit(
-        self, key_name: str, admin: bool, route: str, model_names: list[str]
-    ) -> Access:
-        access = await asyncio.to_thread(self.policies.access, key_name, admin=admin)
+    async def _admit(self, principal: Principal, route: str, model_names: list[str]) -> Access:
+        """The key's access (as its check read it for this request, else read now), checked
+        against the clock, the route and the model."""
+        access = principal.access
+        if access is None:
+            access = await asyncio.to_thread(
+                self.policies.access, principal.key_name, admin=principal.admin
+            )
         access.check_alive()
         access.check_route(route)
         access.check_model(model_names)
@@ -202,9 +207,7 @@ class Governance:
         entry = self._entry(call, call.endpoint, None)
         entry.details.update(_params(call))
         try:
-            access = await self._admit(
-                call.principal.key_name, call.principal.admin, call.endpoint, names
-            )
+            access = await self._admit(call.principal, call.endpoint, names)
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy
@@ -307,9 +310,7 @@ class Governance:
         names = [call.served.version.name, call.served.version.ref]
         entry = self._entry(call, "embeddings", None)
         try:
-            access = await self._admit(
-                call.principal.key_name, call.principal.admin, "embeddings", names
-            )
+            access = await self._admit(call.principal, "embeddings", names)
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy

@@ -108,7 +108,7 @@ class Gateway:
             settings,
             db,
             registry,
-            KeyStore(db, settings),
+            KeyStore(db, settings, background_usage=True),  # closed in close()
             workers,
             admission,
             scheduler,
@@ -122,7 +122,10 @@ class Gateway:
         self, principal: Principal, session: Session | None = None, generation: int | None = None
     ) -> Access:
         """What the calling key may do (scopes of the key and its team; pilot access); read in
-        ``session`` when given, which read ``generation`` (``access_generation``) already."""
+        ``session`` when given, which read ``generation`` (``access_generation``) already;
+        without a session, the access the request's key check read, when it did."""
+        if session is None and principal.access is not None:
+            return principal.access
         if self.governance is None:
             return Access(key_name=principal.key_name, admin=principal.admin)
         policies, key = self.governance.policies, principal.key_name
@@ -153,6 +156,7 @@ class Gateway:
             await self.workers.close()
         finally:
             self.scheduler.stop()
+            self.keys.close()  # pending last_used_at writes
             if self.checkpointer is not None:
                 self.checkpointer.stop()
             try:

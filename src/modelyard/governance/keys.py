@@ -9,29 +9,39 @@ has far more entropy than a password, so a fast hash is the right tool); compari
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from modelyard.catalog.audit_events import append_event, audited
 from modelyard.catalog.names import validate_name
 from modelyard.config import Settings
-from modelyard.errors import Conflict, NotFound, Unauthorized
+from modelyard.errors import Conflict, ModelyardError, NotFound, Unauthorized
+from modelyard.governance.scopes import Access
 from modelyard.store.database import Database
+from modelyard.store.generation_tables import GenerationCache, Generations, read_generations
 from modelyard.store.keys_tables import ApiKeyRow
 from modelyard.store.tables import utcnow
 
 PREFIX = "my"
 _ID_BYTES = 6
 _SECRET_BYTES = 24
-_TOUCH_EVERY = timedelta(minutes=1)
+DEFAULT_MAX_CACHED = 4096
+"""Keys one :class:`KeyStore` keeps for :meth:`KeyStore.authenticate` (oldest used go first)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,11 @@ class Principal:
     key_name: str
     key_id: str
     admin: bool
+    generations: Generations | None = field(default=None, compare=False, repr=False)
+    """The serving counters read when the key was checked (the gateway's auth), which the
+    request's later reads reuse instead of reading them again; None: not read."""
+    access: Access | None = field(default=None, compare=False, repr=False)
+    """The key's access, read under ``generations.access`` with the key (None: not read)."""
 
     @property
     def actor(self) -> str:
@@ -128,12 +143,45 @@ def key_created(key: ApiKey) -> dict[str, Any]:
     return {"admin": key.admin, "id": key.id}
 
 
-class KeyStore:
-    """The gateway's keys. Creating and revoking are audited in the same transaction."""
+@dataclass(frozen=True)
+class _StoredKey:
+    """What :meth:`KeyStore.authenticate` needs of a row (plain data, cached)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    id: str
+    name: str
+    admin: bool
+    secret_sha256: str
+    revoked: bool
+
+
+class KeyStore:
+    """The gateway's keys. Creating and revoking are audited in the same transaction.
+
+    :meth:`authenticate` reuses the rows it read while the database's ``access_generation``
+    counter stands still (triggers move it when a key is created, deleted, revoked, renamed
+    or its admin flag changes: :mod:`modelyard.store.generation_tables`), so a revocation is
+    seen by the next request, from any process. ``last_used_at`` is written at most once
+    per key per ``key_last_used_interval_s``: on a background thread with
+    ``background_usage`` (the gateway, which calls :meth:`close` before closing the
+    database), else inline when due.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        max_cached: int = DEFAULT_MAX_CACHED,
+        clock: Callable[[], datetime] = utcnow,
+        background_usage: bool = False,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.cache = GenerationCache(max_cached)
+        """Key rows by id, as loaded under one ``access_generation``."""
+        self.usage = UsageWriter(
+            db, settings.key_last_used_interval_s, clock=clock, background=background_usage
+        )
 
     @audited("key.create")
     def create(
@@ -200,21 +248,118 @@ class KeyStore:
             return int(session.scalar(query) or 0)
 
     def authenticate(self, plaintext: str) -> Principal:
-        """The principal behind a presented key; Unauthorized for anything else."""
+        """The principal behind a presented key; Unauthorized for anything else. One small
+        query for the counters when the key's row is cached (see the class docstring); the
+        principal carries the counters it read."""
+        with self.db.reads() as session:
+            counters = read_generations(session)
+            principal = self.authenticate_in(session, counters.access, plaintext)
+        return dataclasses.replace(principal, generations=counters)
+
+    def authenticate_in(
+        self, session: Session, generation: int | None, plaintext: str
+    ) -> Principal:
+        """:meth:`authenticate` in the caller's session, which read ``generation`` (the
+        ``access_generation`` counter; None: reuse nothing) before any key row."""
         prefix, _, rest = plaintext.partition("-")
         key_id, _, secret = rest.partition("-")
         if prefix != PREFIX or not key_id or not secret or len(key_id) != 2 * _ID_BYTES:
             raise Unauthorized("invalid API key", code="invalid_api_key")
         presented = hash_key(plaintext)
-        with self.db.session() as session:
-            row = session.get(ApiKeyRow, key_id)
-            stored = row.secret_sha256 if row is not None else hash_key(secrets.token_hex(8))
-            if not hmac.compare_digest(presented, stored) or row is None:
-                raise Unauthorized("invalid API key", code="invalid_api_key")
-            if row.revoked_at is not None:
-                raise Unauthorized("this API key has been revoked", code="invalid_api_key")
-            now = utcnow()
-            last = _aware(row.last_used_at)
-            if last is None or now - last > _TOUCH_EVERY:
-                row.last_used_at = now
-            return Principal(key_name=row.name, key_id=row.id, admin=row.admin)
+        row = self._stored(session, generation, key_id)
+        stored = row.secret_sha256 if row is not None else hash_key(secrets.token_hex(8))
+        if not hmac.compare_digest(presented, stored) or row is None:
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        if row.revoked:
+            raise Unauthorized("this API key has been revoked", code="invalid_api_key")
+        self.usage.used(row.id)
+        return Principal(key_name=row.name, key_id=row.id, admin=row.admin)
+
+    def _stored(self, session: Session, generation: int | None, key_id: str) -> _StoredKey | None:
+        """The key's row, from the cache while ``generation`` holds (unknown ids are not
+        cached: presenting made-up keys cannot push real ones out)."""
+        if generation is not None:
+            hit, found = self.cache.get(generation, key_id)
+            if hit:
+                return cast(_StoredKey, found)
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            return None
+        stored = _StoredKey(
+            row.id, row.name, row.admin, row.secret_sha256, row.revoked_at is not None
+        )
+        if generation is not None:
+            self.cache.put(generation, key_id, stored)
+        return stored
+
+    def close(self) -> None:
+        """Write the pending ``last_used_at`` updates and stop the background writer."""
+        self.usage.close()
+
+
+class UsageWriter:
+    """Writes keys' ``last_used_at``: at most once per key per ``interval_s`` from this
+    process (and not when another process wrote it within the interval). With
+    ``background``, off the request path on one thread started at the first write (until
+    :meth:`close`; inline after it). The column is therefore approximate to the interval."""
+
+    def __init__(
+        self,
+        db: Database,
+        interval_s: float,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        background: bool = False,
+    ) -> None:
+        self.db = db
+        self.interval = timedelta(seconds=interval_s)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._written: dict[str, datetime] = {}
+        self._background = background
+        self._executor: ThreadPoolExecutor | None = None
+
+    def used(self, key_id: str) -> bool:
+        """Note a use of ``key_id`` now; True when a write was queued for it."""
+        now = self.clock()
+        with self._lock:
+            last = self._written.get(key_id)
+            if last is not None and now - last < self.interval:
+                return False
+            self._written[key_id] = now
+            if self._background and self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="key-last-used")
+            executor = self._executor
+            if executor is not None:
+                executor.submit(self._write, key_id, now)
+        if executor is None:
+            self._write(key_id, now)  # no thread that could outlive the caller's database
+        return True
+
+    def _write(self, key_id: str, now: datetime) -> None:
+        recent = now - self.interval
+        try:
+            with self.db.session() as session:
+                session.execute(
+                    update(ApiKeyRow)
+                    .where(ApiKeyRow.id == key_id)
+                    .where(or_(ApiKeyRow.last_used_at.is_(None), ApiKeyRow.last_used_at <= recent))
+                    .values(last_used_at=now)
+                )
+        except (ModelyardError, SQLAlchemyError) as exc:  # usage is informative: log, go on
+            log.warning("could not record the last use of key %s: %s", key_id, exc)
+
+    def flush(self) -> None:
+        """Wait for the writes queued so far (tests, shutdown)."""
+        with self._lock:
+            executor = self._executor
+        if executor is not None:
+            executor.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread; later writes are inline."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._background = False
+        if executor is not None:
+            executor.shutdown(wait=True)
