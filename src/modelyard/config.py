@@ -215,6 +215,20 @@ class Settings(BaseSettings):
     process (in the background, not on the request's path), so the column is approximate
     to this interval; 0 writes it on every request."""
 
+    # Response cache (docs/gateway.md, "Response cache"); off unless a key or team opts in.
+    cache_default_ttl_s: int = Field(default=3600, ge=1)
+    """How long a cached answer lives when the key's or team's setting names no TTL."""
+    cache_hit_token_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """The share of a cached answer's tokens that counts against budgets on a hit (0: free,
+    1: as much as a fresh answer; rounded up to whole tokens)."""
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    """Entries the in-process cache keeps (least recently used go first); Redis, when
+    ``redis_url`` is set, bounds itself by its own memory policy and the TTLs."""
+    cache_max_entry_bytes: int = Field(default=1_048_576, ge=1024)
+    """Larger answers are served but not stored."""
+    cache_redis_prefix: str = "modelyard:cache:"
+    """Prefix of the cache's Redis keys (when ``redis_url`` is set)."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -18,6 +18,7 @@ are listed (``in_clear``) for the operator instead of being claimed as erased.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
@@ -30,6 +31,8 @@ from modelyard.audit.secrets import subject_digest
 from modelyard.catalog.audit_events import audited
 from modelyard.errors import NotFound, Unavailable
 from modelyard.store.audit_tables import AuditRecordRow, AuditSubjectKeyRow
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,19 @@ def erase_subject(log: AuditLog, subject: str, *, actor: str, reason: str | None
             )
     except SQLAlchemyError as exc:
         raise Unavailable(f"the audit log cannot be written: {type(exc).__name__}") from exc
+    _drop_cached_answers(log, digest)
     return Erasure(subject_id, records, appended.seq, legacy)
+
+
+def _drop_cached_answers(log: AuditLog, digest: str) -> None:
+    """The subject's entries in the shared response cache go too. Should Redis be out of
+    reach, no harm: a cache checks the subject's key (now gone) before any replay."""
+    from modelyard.gateway.cache_store import drop_subject_entries
+
+    try:
+        drop_subject_entries(log.settings, digest)
+    except Unavailable as exc:
+        logger.warning("erasure: cached answers not dropped now: %s", exc.message)
 
 
 def _scan(

@@ -8,7 +8,7 @@ from modelyard.cli.output import print_json, print_table, stderr, stdout
 from modelyard.cli.runtime import Runtime
 from modelyard.governance.key_admin import create_scoped_key, describe_keys
 from modelyard.governance.keys import KeyStore
-from modelyard.governance.scopes import Limits, Scope, parse_expiry, split_list
+from modelyard.governance.scopes import Limits, Scope, parse_cache, parse_expiry, split_list
 
 app = typer.Typer(help="API keys for the gateway (deny by default).", no_args_is_help=True)
 
@@ -35,10 +35,14 @@ def create_command(
     pilot: bool = typer.Option(
         False, "--pilot", help="May also use 'approved' versions (pilots), not only production."
     ),
+    cache: str | None = typer.Option(
+        None, help="Response cache: on, off, or on with a TTL (90s, 10m, 2h, 1d)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it once: it is stored only as a hash."""
     runtime: Runtime = ctx.obj
+    cache_on, cache_ttl_s = parse_cache(cache)
     scope = Scope(
         models=split_list(models),
         routes=split_list(routes),
@@ -46,6 +50,8 @@ def create_command(
         pii=pii,
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
         pilot=pilot,
+        cache=cache_on,
+        cache_ttl_s=cache_ttl_s,
     )
     user = runtime.acting("keys.manage")
     scoped = create_scoped_key(

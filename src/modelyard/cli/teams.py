@@ -6,7 +6,7 @@ import typer
 
 from modelyard.cli.output import print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
-from modelyard.governance.scopes import Limits, Scope, parse_expiry, split_list
+from modelyard.governance.scopes import Limits, Scope, parse_cache, parse_expiry, split_list
 from modelyard.governance.teams import Team, Teams
 
 app = typer.Typer(
@@ -49,10 +49,14 @@ def create_command(
     tokens_per_minute: int | None = typer.Option(None, min=0),
     tokens_per_day: int | None = typer.Option(None, min=0),
     tokens_per_month: int | None = typer.Option(None, min=0),
+    cache: str | None = typer.Option(
+        None, help="Response cache: on, off, or on with a TTL (90s, 10m, 2h, 1d)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a team."""
     runtime: Runtime = ctx.obj
+    cache_on, cache_ttl_s = parse_cache(cache)
     scope = Scope(
         models=split_list(models),
         routes=split_list(routes),
@@ -60,6 +64,8 @@ def create_command(
         pii=pii,
         limits=Limits(requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month),
         pilot=pilot,
+        cache=cache_on,
+        cache_ttl_s=cache_ttl_s,
     )
     team = Teams(runtime.db, runtime.settings).create(
         name, scope, actor=runtime.acting("teams.manage")

@@ -16,12 +16,18 @@ A request that never ends (the gateway killed mid-answer) leaves its accepted re
 without a completion, which :func:`modelyard.audit.query.open_requests` lists.
 Refusals (403, 429, 400 for blocked PII) and faults before the model are one ``request``
 record each, without text.
+
+The response cache (``gateway/response_cache.py``) is the next layer in: governance tells
+it the tenant and TTL (the key's and team's setting), and its answer passes the output PII
+filter, the completion record (``details.cache``: hit, miss or bypass) and the budget
+charge (``cache_hit_token_rate`` of the tokens on a hit) like the engine's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -211,6 +217,9 @@ class Governance:
             entry.team = access.team
             guard = PiiGuard(access.pii_policy(self.settings.pii_default_policy), self.analyzer)
             entry.details["pii"] = guard.policy
+            if call.cache is not None:  # the response cache: this key's or team's setting
+                call.cache.tenant = access.tenant
+                call.cache.ttl_s = access.cache_ttl_s(self.settings.cache_default_ttl_s)
             context = model_context(call.served.version, self.settings.worker_ctx_per_slot)
             per_prompt = call.max_tokens if call.max_tokens is not None else context
 
@@ -281,7 +290,7 @@ class Governance:
         finally:
             entry.prompt_tokens = usage.prompt_tokens
             entry.completion_tokens = usage.completion_tokens
-            used = usage.total_tokens
+            used = self._charged(call, entry, usage.total_tokens)
             entry.latency_ms = int((time.monotonic() - started) * 1000)
             entry.response = _join(logged)
             if entry.status is None:
@@ -300,6 +309,19 @@ class Governance:
         await asyncio.to_thread(settle_and_record)
         for item in held:
             yield item
+
+    def _charged(self, call: GenerationCall, entry: AuditEntry, tokens: int) -> int:
+        """The tokens a request counts against budgets: a response-cache hit counts
+        ``cache_hit_token_rate`` of them (rounded up); the record says what the cache did."""
+        note = call.cache
+        if note is None or note.status == "off":
+            return tokens
+        entry.details["cache"] = note.status
+        if note.status != "hit":
+            return tokens
+        charged = math.ceil(tokens * self.settings.cache_hit_token_rate)
+        entry.details["charged_tokens"] = charged
+        return charged
 
     # -- embeddings ---------------------------------------------------------------------
 

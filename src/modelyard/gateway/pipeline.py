@@ -40,6 +40,25 @@ class GenerationCall:
     """The client's address (for the audit record)."""
     body: dict[str, Any] = field(default_factory=dict)
     """The validated request body (messages, prompt…), for layers that need the text."""
+    cache: CacheNote | None = None
+    """The response cache's note for this call (``gateway/response_cache.py``); None: off."""
+
+
+@dataclass
+class CacheNote:
+    """What the response cache does with one call: the route makes it from the request's
+    ``X-Modelyard-Cache`` header, governance fills in the tenant and TTL from the key's and
+    team's settings, the cache layer sets ``status`` (read back for the audit record and the
+    response header)."""
+
+    directive: str | None = None
+    """The request's ``X-Modelyard-Cache`` header: ``no-cache`` or ``no-store`` (or None)."""
+    tenant: str | None = None
+    """``team:NAME``, else ``key:NAME``: entries are never shared across tenants."""
+    ttl_s: int | None = None
+    """How long an entry lives; None: the cache is off for this key."""
+    status: str = "off"
+    """``off``, ``bypass``, ``miss`` or ``hit``."""
 
 
 @dataclass(frozen=True)

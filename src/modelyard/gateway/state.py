@@ -25,6 +25,7 @@ from modelyard.gateway.admission import Admission
 from modelyard.gateway.governance_layer import Governance
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.pipeline import EmbeddingLayer, Layer
+from modelyard.gateway.response_cache import ResponseCache
 from modelyard.governance.keys import KeyStore, Principal
 from modelyard.governance.scopes import Access
 from modelyard.store.blobs import open_blob_store
@@ -69,6 +70,8 @@ class Gateway:
     """Signs the audit head at least every ``audit_checkpoint_interval_s`` (while serving)."""
     serving_cache: ServingCache = field(default_factory=ServingCache)
     """The catalog rows this process read, reused while ``catalog_generation`` is unchanged."""
+    response_cache: ResponseCache | None = None
+    """Answers kept for keys and teams that opt in (``gateway/response_cache.py``)."""
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -104,6 +107,7 @@ class Gateway:
             ],
         )
         governance = Governance(db, settings)
+        cache = ResponseCache(db, settings, governance.audit.engine)
         return cls(
             settings,
             db,
@@ -113,9 +117,10 @@ class Gateway:
             admission,
             scheduler,
             metrics,
-            generation_layers=[governance.generation_layer],
+            generation_layers=[governance.generation_layer, cache.layer],
             embedding_layers=[governance.embedding_layer],
             governance=governance,
+            response_cache=cache,
         )
 
     def access_for(
@@ -159,6 +164,8 @@ class Gateway:
             self.keys.close()  # pending last_used_at writes
             if self.checkpointer is not None:
                 self.checkpointer.stop()
+            if self.response_cache is not None:
+                self.response_cache.close()
             try:
                 if self.governance is not None:
                     self.governance.close()  # signs a checkpoint of the audit log's head

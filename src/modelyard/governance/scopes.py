@@ -19,6 +19,8 @@ ROUTES = ("chat", "completions", "embeddings", "admin")
 PII_POLICIES = ("off", "redact-logs", "redact", "block")
 LIMIT_NAMES = ("requests_per_minute", "tokens_per_minute", "tokens_per_day", "tokens_per_month")
 _DURATION = re.compile(r"^(\d+)([hdw])$")
+_TTL = re.compile(r"^(\d+)([smhd])$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,14 @@ class Scope:
     limits: Limits = field(default_factory=Limits)
     pilot: bool = False
     """May use versions in the ``approved`` stage (a pilot) as well as ``production`` ones."""
+    cache: bool | None = None
+    """The response cache: on, off, or None (not set: the team's setting, else off)."""
+    cache_ttl_s: int | None = None
+    """How long cached answers live (None: the team's, else ``cache_default_ttl_s``)."""
 
     def __post_init__(self) -> None:
+        if self.cache_ttl_s is not None and self.cache_ttl_s < 1:
+            raise InvalidInput("the cache TTL must be at least 1 second", param="cache")
         for route in self.routes or ():
             if route not in ROUTES:
                 raise InvalidInput(
@@ -72,6 +80,8 @@ class Scope:
             "pii": self.pii,
             "limits": self.limits.to_json(),
             "pilot": self.pilot,
+            **({"cache": self.cache} if self.cache is not None else {}),
+            **({"cache_ttl_s": self.cache_ttl_s} if self.cache_ttl_s is not None else {}),
         }
 
     @classmethod
@@ -85,6 +95,8 @@ class Scope:
             pii=data.get("pii"),
             limits=Limits.from_json(data.get("limits")),
             pilot=bool(data.get("pilot", False)),
+            cache=bool(data["cache"]) if data.get("cache") is not None else None,
+            cache_ttl_s=int(data["cache_ttl_s"]) if data.get("cache_ttl_s") is not None else None,
         )
 
 
@@ -116,6 +128,23 @@ def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | No
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def parse_cache(text: str | None) -> tuple[bool | None, int | None]:
+    """``--cache``: ``on``, ``off``, or a TTL (``90s``, ``10m``, ``2h``, ``1d``; on with it)
+    → ``(cache, cache_ttl_s)``; None/empty → not set."""
+    if text is None or not text.strip():
+        return None, None
+    value = text.strip().lower()
+    if value in ("on", "off"):
+        return value == "on", None
+    match = _TTL.match(value)
+    if match is None:
+        raise InvalidInput(
+            f"cannot read cache setting {text!r}: use on, off or a TTL such as 10m, 2h, 1d",
+            param="cache",
+        )
+    return True, int(match.group(1)) * _TTL_UNITS[match.group(2)]
+
+
 def stricter_pii(*policies: str | None) -> str:
     chosen = [p for p in policies if p is not None]
     return max(chosen, key=PII_POLICIES.index) if chosen else "off"
@@ -135,6 +164,20 @@ class Access:
         if self.key_scope.pii is None and self.team_scope.pii is None:
             return default
         return stricter_pii(self.key_scope.pii, self.team_scope.pii)
+
+    @property
+    def tenant(self) -> str:
+        """Whose response-cache entries this key shares: its team's, else its own."""
+        return f"team:{self.team}" if self.team is not None else f"key:{self.key_name}"
+
+    def cache_ttl_s(self, default: int) -> int | None:
+        """The response cache's TTL for this key, None when off: the key's setting, else
+        its team's; the TTL the same way, else ``default``."""
+        team = self.team_scope if self.team is not None else Scope()
+        enabled = self.key_scope.cache if self.key_scope.cache is not None else team.cache
+        if not enabled:
+            return None
+        return self.key_scope.cache_ttl_s or team.cache_ttl_s or default
 
     @property
     def pilot(self) -> bool:

@@ -21,6 +21,7 @@ from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
 from modelyard.gateway.generation import collect_choices, serve_model
 from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
+from modelyard.gateway.response_cache import cache_headers, cache_note
 from modelyard.gateway.responses import chat_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
     chain,
@@ -132,10 +133,11 @@ async def chat_completions(
         user=body.user,
         client=request.client.host if request.client else None,
         body=body.model_dump(),
+        cache=cache_note(request),
     )
     first, stream = await start_generation(gateway, call)
     events = chain(first, stream)
-    headers = response_headers(request, served.headers)
+    headers = {**response_headers(request, served.headers), **cache_headers(call.cache)}
     completion_id = new_id("chatcmpl")
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -14,7 +14,7 @@ from modelyard.gateway.auth import require_admin
 from modelyard.gateway.routes.common import gateway_of
 from modelyard.governance.key_admin import create_scoped_key, describe_keys
 from modelyard.governance.keys import Principal
-from modelyard.governance.scopes import Limits, Scope, parse_expiry
+from modelyard.governance.scopes import Limits, Scope, parse_cache, parse_expiry
 from modelyard.governance.teams import Teams
 
 router = APIRouter(prefix="/admin")
@@ -32,8 +32,10 @@ class ScopeBody(BaseModel):
     tokens_per_day: int | None = Field(default=None, ge=0)
     tokens_per_month: int | None = Field(default=None, ge=0)
     pilot: bool = False
+    cache: str | None = Field(default=None, description="on, off, or a TTL (10m, 2h, 1d)")
 
     def scope(self) -> Scope:
+        cache, cache_ttl_s = parse_cache(self.cache)
         return Scope(
             models=tuple(self.models) if self.models is not None else None,
             routes=tuple(self.routes) if self.routes is not None else None,
@@ -46,6 +48,8 @@ class ScopeBody(BaseModel):
                 self.tokens_per_month,
             ),
             pilot=self.pilot,
+            cache=cache,
+            cache_ttl_s=cache_ttl_s,
         )
 
 
