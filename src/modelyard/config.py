@@ -229,6 +229,20 @@ class Settings(BaseSettings):
     cache_redis_prefix: str = "modelyard:cache:"
     """Prefix of the cache's Redis keys (when ``redis_url`` is set)."""
 
+    # Prefix reuse in engine workers (docs/gateway.md, "Prefix reuse").
+    worker_slot_prompt_similarity: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A request goes to the idle slot holding the longest matching prefix when that prefix
+    is more than this share of its prompt (llama-server ``--slot-prompt-similarity``); else
+    to the least recently used slot, refilled from the prompt cache. 0 turns it off. Not
+    llama.cpp's 0.1: then a short prompt that shares only the chat template's first tokens
+    (4 of 30) takes over the slot holding a long system prompt."""
+    worker_swa_full: bool = False
+    """Keep the full sliding-window-attention KV cache (``--swa-full``) so that shared
+    prefixes shorter than a sliding-window model's window (Gemma 3: 512 tokens) are reused
+    too. Off by default: it multiplies such a model's sliding-window KV memory (the default
+    model at 8 slots x 4096 tokens: 480 MiB instead of 120 MiB), and prefixes longer than
+    the window are reused without it."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -36,6 +36,8 @@ def worker_options(settings: Settings, *, gpu: bool) -> WorkerOptions:
         batch_size=settings.worker_batch_size,
         prompt_cache_mb=settings.worker_prompt_cache_mb,
         weight_repack=settings.worker_weight_repack,
+        slot_prompt_similarity=settings.worker_slot_prompt_similarity,
+        swa_full=settings.worker_swa_full,
         user=settings.worker_user or None,
         start_timeout_s=settings.worker_start_timeout_s,
     )

@@ -98,6 +98,14 @@ class WorkerOptions:
     start_timeout_s: float
     weight_repack: bool = False
     """llama.cpp's CPU weight repacking (``--repack``); off by default (see Settings)."""
+    slot_prompt_similarity: float = 0.5
+    """Prefix reuse: a request goes to the idle slot whose cached prompt shares the longest
+    prefix with it, when that prefix is more than this share of the prompt
+    (``--slot-prompt-similarity``); otherwise to the least recently used slot, which first
+    takes the best-matching prompt from the host-memory prompt cache. 0 turns it off."""
+    swa_full: bool = False
+    """Keep the whole sliding-window-attention cache (``--swa-full``), so that prefixes
+    shorter than the model's window are reused too; costs KV memory (see Settings)."""
 
 
 def worker_args(
@@ -118,6 +126,8 @@ def worker_args(
         "--cache-type-v", options.kv_cache_type,
         "--batch-size", str(options.batch_size),
         "--cache-ram", str(options.prompt_cache_mb),
+        "--slot-prompt-similarity", f"{options.slot_prompt_similarity:g}",
+        *(["--swa-full"] if options.swa_full else []),
         "--no-context-shift",
         "--no-webui",
         "--no-slots",
