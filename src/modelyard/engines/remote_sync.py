@@ -11,22 +11,16 @@ directly: no API key, limits, PII policy or request audit of the gateway is invo
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 from modelyard.catalog.records import ModelVersion
 from modelyard.config import Settings
-from modelyard.engines.base import Event, Finish, Prompt, SamplingParams, prompt_text
+from modelyard.engines.base import Event, Prompt, SamplingParams, prompt_text
 from modelyard.engines.endpoints import EndpointSpec
+from modelyard.engines.loop_bridge import LoopBridge
 from modelyard.engines.remote_engine import estimate_tokens
 from modelyard.engines.remote_provider import RemoteProvider
 from modelyard.store.database import Database
-
-T = TypeVar("T")
-_END = object()
 
 
 class RemoteEngine:
@@ -39,16 +33,9 @@ class RemoteEngine:
         self._db = db or Database(settings.resolved_database_url)
         context = version.metadata.get("context_length")
         self._context = context if isinstance(context, int) and context > 0 else settings.n_ctx
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"endpoint {version.ref}", daemon=True
-        )
-        self._thread.start()
+        self._bridge = LoopBridge(f"endpoint {version.ref}")
         self._provider = RemoteProvider.from_settings(settings, self._db)
         self._closed = False
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     @property
     def context_length(self) -> int:
@@ -57,50 +44,23 @@ class RemoteEngine:
 
     def start(self) -> None:
         """Open the endpoint and check its replicas once now."""
-        self._run(self._provider.prewarm([self.version]))
+        self._bridge.run(self._provider.prewarm([self.version]))
 
     def count_tokens(self, text: Prompt) -> int:
         """An estimate (4 characters a token): an upstream's tokenizer is not at hand."""
         return estimate_tokens(prompt_text(text))
 
     def complete(self, prompt: Prompt, params: SamplingParams) -> Iterator[Event]:
-        events: queue.Queue[Any] = queue.Queue()
-
-        async def produce() -> None:
-            try:
-                async with self._provider.lease(self.version) as engine:
-                    async for event in engine.stream(prompt, params):
-                        events.put(event)
-            except BaseException as exc:  # handed to the consuming thread, raised there
-                events.put(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            finally:
-                events.put(_END)
-
-        future = asyncio.run_coroutine_threadsafe(produce(), self._loop)
-        try:
-            while (item := events.get()) is not _END:
-                if isinstance(item, BaseException):
-                    if isinstance(item, asyncio.CancelledError):
-                        return
-                    raise item
-                yield item
-                if isinstance(item, Finish):
-                    return
-        finally:
-            future.cancel()  # the consumer stopped early: closing the stream cancels it
+        return self._bridge.stream(self._provider, self.version, prompt, params)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self._run(self._provider.close())
+            self._bridge.run(self._provider.close())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+            self._bridge.stop()
             if self._own_db:
                 self._db.close()
 

@@ -8,20 +8,15 @@ it on :meth:`close`.
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import shutil
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from modelyard.catalog.records import ModelVersion
-from modelyard.engines.base import Event, Finish, Prompt, SamplingParams
+from modelyard.engines.base import Event, Prompt, SamplingParams
+from modelyard.engines.loop_bridge import LoopBridge
 from modelyard.engines.workers import WorkerPool, model_context
-
-T = TypeVar("T")
-_END = object()
 
 
 class WorkerEngine:
@@ -30,20 +25,13 @@ class WorkerEngine:
     ) -> None:
         self.version = version
         self._scratch = scratch
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"engine {version.ref}", daemon=True
-        )
-        self._thread.start()
-        self._pool: WorkerPool = self._run(self._make_pool(pool_factory))
+        self._bridge = LoopBridge(f"engine {version.ref}")
+        self._pool: WorkerPool = self._bridge.run(self._make_pool(pool_factory))
         self._closed = False
 
     async def _make_pool(self, pool_factory: Any) -> WorkerPool:
         pool: WorkerPool = pool_factory()
         return pool
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     @property
     def context_length(self) -> int:
@@ -51,52 +39,25 @@ class WorkerEngine:
 
     def start(self) -> None:
         """Start the worker now (otherwise the first generation does)."""
-        self._run(self._pool.prewarm([self.version]))
+        self._bridge.run(self._pool.prewarm([self.version]))
 
     def count_tokens(self, text: Prompt) -> int:
         async def count() -> int:
             async with self._pool.lease(self.version) as engine:
                 return await engine.count_tokens(text)
 
-        return self._run(count())
+        return self._bridge.run(count())
 
     def complete(self, prompt: Prompt, params: SamplingParams) -> Iterator[Event]:
-        events: queue.Queue[Any] = queue.Queue()
-
-        async def produce() -> None:
-            try:
-                async with self._pool.lease(self.version) as engine:
-                    async for event in engine.stream(prompt, params):
-                        events.put(event)
-            except BaseException as exc:  # handed to the consuming thread, raised there
-                events.put(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            finally:
-                events.put(_END)
-
-        future = asyncio.run_coroutine_threadsafe(produce(), self._loop)
-        try:
-            while (item := events.get()) is not _END:
-                if isinstance(item, BaseException):
-                    if isinstance(item, asyncio.CancelledError):
-                        return
-                    raise item
-                yield item
-                if isinstance(item, Finish):
-                    return
-        finally:
-            future.cancel()  # the consumer stopped early: closing the stream cancels it
+        return self._bridge.stream(self._pool, self.version, prompt, params)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self._run(self._pool.close())
+            self._bridge.run(self._pool.close())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+            self._bridge.stop()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
