@@ -109,6 +109,8 @@ EXEMPT: dict[str, str] = {
     "modelyard.audit.log.record_event": "the append itself, which service methods call",
     "modelyard.audit.canonical.record_hash": "computes a record's hash; writes nothing",
     "modelyard.audit.checkpoints.record_bodies": "reads records for the witness; writes nothing",
+    "modelyard.engines.trial_load.store_trial_load": "stores a trial load for its audited "
+    "callers (trial_load, trial_load_endpoint), which declare model.trial_load",
     "modelyard.audit.checkpoints.sign_head": "a checkpoint: the witness's signed statement "
     "about the log, kept in its own journal",
     "modelyard.audit.witness.": "the witness signs the log's heads and purges; its journal "

@@ -26,11 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from modelyard.catalog.audit_events import append_event, audited
-from modelyard.catalog.lifecycle import aware
 from modelyard.catalog.names import validate_name
 from modelyard.catalog.records import ModelVersion, NewVersion
 from modelyard.catalog.registry import Registry
-from modelyard.catalog.rows import find_version, ref_of
+from modelyard.catalog.rows import ref_of
 from modelyard.config import Settings
 from modelyard.engines.base import Finish, SamplingParams
 from modelyard.engines.endpoint_identity import context_length, probe_identity, same_identity
@@ -39,7 +38,7 @@ from modelyard.engines.endpoints import ENDPOINT_FORMAT, REMOTE_ORIGIN, Endpoint
 from modelyard.engines.remote_engine import ReplicaFailed, UpstreamCall
 from modelyard.engines.remote_messages import messages_prompt
 from modelyard.engines.safe_transport import SafeTransport, upstream_client
-from modelyard.engines.trial_load import Outcome, TrialLoad
+from modelyard.engines.trial_load import Outcome, TrialLoad, store_trial_load
 from modelyard.engines.url_policy import (
     AllowList,
     Resolver,
@@ -49,7 +48,6 @@ from modelyard.engines.url_policy import (
     system_resolve,
 )
 from modelyard.errors import Conflict, InvalidInput, ModelyardError
-from modelyard.store.attestation_tables import TrialLoadRow
 from modelyard.store.tables import ModelRow, ModelVersionRow
 
 
@@ -290,38 +288,4 @@ def run_endpoint_trial(
         _probe(spec, secret, allow=allow, resolve=resolve, settings=settings, model=version.ref)
     )
     engine = f"remote endpoint {spec.served_model!r} at {len(spec.urls)} replica(s)"
-    with registry.db.session() as session:
-        row = find_version(session, version.ref)
-        record = TrialLoadRow(
-            version_id=row.id,
-            model_digest=version.digest,
-            ok=outcome.ok,
-            detail=outcome.detail,
-            log_tail="",
-            engine=engine,
-            seconds=clock() - started,
-            created_by=actor,
-        )
-        session.add(record)
-        session.flush()
-        result = TrialLoad(
-            ref_of(row),
-            version.digest,
-            outcome.ok,
-            outcome.detail,
-            "",
-            engine,
-            record.seconds,
-            actor,
-            aware(record.created_at),
-        )
-        append_event(
-            session,
-            registry.db,
-            settings,
-            "model.trial_load",
-            actor,
-            result.ref,
-            {k: v for k, v in result.to_json().items() if k != "log_tail"},
-        )
-    return result
+    return store_trial_load(registry, settings, version, outcome, engine, clock() - started, actor)

@@ -205,18 +205,21 @@ def run_trial_load(
         outcome = asyncio.run(attempt(process, timeout_s=timeout_s, clock=clock))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _record(registry, settings, version, outcome, binary, clock() - started, actor)
+    engine = f"llama-server {binary.version or 'version unknown'}, {binary.backend}"
+    return store_trial_load(registry, settings, version, outcome, engine, clock() - started, actor)
 
 
-def _record(
+def store_trial_load(
     registry: Registry,
     settings: Settings,
     version: ModelVersion,
     outcome: Outcome,
-    binary: ServerBinary,
+    engine: str,
     seconds: float,
     actor: str,
 ) -> TrialLoad:
+    """Store a trial load's outcome for ``version`` and its ``model.trial_load`` event, in
+    one transaction (a local worker's trial, or an endpoint's live probe)."""
     with registry.db.session() as session:
         row = find_version(session, version.ref)
         record = TrialLoadRow(
@@ -225,7 +228,7 @@ def _record(
             ok=outcome.ok,
             detail=outcome.detail,
             log_tail=outcome.log_tail,
-            engine=f"llama-server {binary.version or 'version unknown'}, {binary.backend}",
+            engine=engine,
             seconds=seconds,
             created_by=actor,
         )
