@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -242,6 +242,29 @@ class Settings(BaseSettings):
     too. Off by default: it multiplies such a model's sliding-window KV memory (the default
     model at 8 slots x 4096 tokens: 480 MiB instead of 120 MiB), and prefixes longer than
     the window are reused without it."""
+
+    # Client commands (``modelyard batch …``): the gateway they talk to, as a key holder.
+    url: str = "http://127.0.0.1:8080"
+    """The gateway's base URL for client commands (``MODELYARD_URL``; ``/v1`` is added)."""
+    api_key: SecretStr | None = None
+    """The API key client commands send (``MODELYARD_API_KEY``); never printed."""
+
+    # Batch API (docs/batch.md): /v1/files and /v1/batches.
+    batch_max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """The largest file ``POST /v1/files`` takes (413 above it)."""
+    batch_max_lines: int = Field(default=50_000, ge=1)
+    """The most requests one batch input file may hold."""
+    batch_concurrency: int = Field(default=2, ge=1, le=256)
+    """Lines a gateway process runs at once, when engine slots are idle."""
+    batch_reserved_slots: int = Field(default=1, ge=0)
+    """Engine slots a batch never takes, kept for interactive requests."""
+    batch_poll_s: float = Field(default=1.0, gt=0)
+    """How often an idle gateway process looks for a batch to run."""
+    batch_lease_s: float = Field(default=30.0, gt=0)
+    """A running batch is held by one gateway process for this long, renewed while it runs;
+    after a crash another process (or the restarted one) takes it over once it lapses."""
+    batch_max_attempts: int = Field(default=3, ge=1)
+    """Tries per line for transient failures (5xx, engine restarts) before it is failed."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@
     │   ├── NotFound            no such model, version, alias, key (404)
     │   ├── Conflict            the request clashes with current state (409)
     │   ├── Gone                the model version is retired (410)
+    │   ├── TooLarge            an upload over its size limit (413)
     │   ├── UnsafeModel         intake refused a file: unsafe format, bad header (422)
     │   └── RateLimited         a rate limit, budget or queue is full (429, Retry-After)
     └── Fault                   modelyard or its environment failed; exit 3 / HTTP 5xx
@@ -66,6 +67,10 @@ class Conflict(UserError):
 
 class Gone(UserError):
     http_status = 410
+
+
+class TooLarge(UserError):
+    http_status = 413
 
 
 class UnsafeModel(UserError):

@@ -95,6 +95,12 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("keys", "modelyard.cli.keys", "app", "API keys for the gateway (deny by default)."),
     (
+        "batch",
+        "modelyard.cli.batch",
+        "app",
+        "Submit JSONL files to the gateway's Batch API, follow them and fetch their results.",
+    ),
+    (
         "eval",
         "modelyard.cli.evaluate",
         "app",

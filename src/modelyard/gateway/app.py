@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard import __version__
+from modelyard.batch.runner import BatchRunner
 from modelyard.config import Settings
 from modelyard.engines.template_sandbox import TemplateRenderer
 from modelyard.gateway.auth import AuthenticateFirst
@@ -23,9 +24,11 @@ from modelyard.gateway.errors import install_error_handlers
 from modelyard.gateway.limits import SizeLimits
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.routes import (
+    batches,
     chat,
     completions,
     embeddings,
+    files,
     governance_admin,
     health,
     lifecycle_admin,
@@ -34,6 +37,9 @@ from modelyard.gateway.routes import (
 )
 from modelyard.gateway.state import Gateway
 from modelyard.web.console import install_console
+
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+"""Room for a multipart upload's own headers and boundaries beyond the file's bytes."""
 
 
 class RequestMetrics:
@@ -79,11 +85,17 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
+        runner = BatchRunner(app, state, clock=state.clock)
+        runner.start()
+        app.state.batch_runner = runner
         try:
             yield
         finally:
-            renderer.close()
-            await state.close()
+            try:
+                await runner.stop()  # lines in flight stay pending; the lease is released
+            finally:
+                renderer.close()
+                await state.close()
 
     app = FastAPI(
         title="modelyard gateway",
@@ -101,6 +113,8 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         chat,
         completions,
         embeddings,
+        files,
+        batches,
         health,
         governance_admin,
         lifecycle_admin,
@@ -113,6 +127,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> FastAPI
         SizeLimits,
         max_body_bytes=settings.gateway_max_body_bytes,
         max_header_bytes=settings.gateway_max_header_bytes,
+        path_limits={"/v1/files": settings.batch_max_file_bytes + UPLOAD_OVERHEAD_BYTES},
     )
     app.add_middleware(AuthenticateFirst, gateway=state)
     app.add_middleware(RequestMetrics, metrics=state.metrics)

@@ -140,6 +140,13 @@ class Governance:
         self, call: GenerationCall | EmbeddingCall, route: str, access: Access | None
     ) -> AuditEntry:
         version = call.served.version
+        details: dict[str, Any] = {
+            "request_id": call.request_id,
+            "served": call.served.route or None,
+            "canary": call.served.canary,
+        }
+        if call.batch is not None:
+            details["batch"] = call.batch.to_json()
         return AuditEntry(
             kind="request",
             actor=call.principal.key_name,
@@ -149,11 +156,7 @@ class Governance:
             blob_sha256=version.digest,
             client=call.client,
             subject=call.user or call.principal.key_name,
-            details={
-                "request_id": call.request_id,
-                "served": call.served.route or None,
-                "canary": call.served.canary,
-            },
+            details=details,
         )
 
     def _reserve(self, access: Access, estimate: int) -> Reservation:

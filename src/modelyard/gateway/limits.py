@@ -7,6 +7,7 @@ the body streams in (chunked uploads); the body, at most the limit, is then hand
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,10 +38,19 @@ async def _send_error(send: Send, status: int, message: str) -> None:
 
 
 class SizeLimits:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_headers = max_header_bytes
+        self.path_limits = dict(path_limits or {})
+        """Routes that take larger bodies (file uploads), by exact path."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,14 +64,15 @@ class SizeLimits:
                 send, 431, f"request headers are too large (limit {self.max_headers} bytes)"
             )
             return
+        max_body = self.path_limits.get(scope.get("path", ""), self.max_body)
         for key, value in headers:
             if key == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_body:
-                    await _send_error(send, 413, self._too_large())
+                if declared > max_body:
+                    await _send_error(send, 413, self._too_large(max_body))
                     return
         if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -74,8 +85,8 @@ class SizeLimits:
                 return  # the client went away before sending its body
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.max_body:
-                await _send_error(send, 413, self._too_large())
+            if received > max_body:
+                await _send_error(send, 413, self._too_large(max_body))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -91,5 +102,5 @@ class SizeLimits:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> str:
-        return f"the request body is too large (limit {self.max_body} bytes)"
+    def _too_large(self, limit: int) -> str:
+        return f"the request body is too large (limit {limit} bytes)"

@@ -70,6 +70,13 @@ class GatewayMetrics:
             "Generations stopped because the client went away.",
             registry=self.registry,
         )
+        self.batch_lines = Counter(
+            "modelyard_batch_lines",
+            "Batch lines run, by outcome: done (an answer recorded), retried (a transient "
+            "failure, tried again) or preempted (stopped for interactive traffic, run again).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "modelyard_queue_depth", "Requests waiting for a worker slot.", registry=self.registry
         )

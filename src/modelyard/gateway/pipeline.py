@@ -23,6 +23,18 @@ from modelyard.governance.keys import Principal
 
 
 @dataclass(frozen=True)
+class BatchOrigin:
+    """A request run for a line of a batch (``batch/runner.py``): set by the server in the
+    request's scope, never by a client; the audit record names the batch and line."""
+
+    batch_id: str
+    line_no: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.batch_id, "line": self.line_no}
+
+
+@dataclass(frozen=True)
 class GenerationCall:
     endpoint: str
     """``chat`` or ``completions``."""
@@ -42,6 +54,8 @@ class GenerationCall:
     """The validated request body (messages, prompt…), for layers that need the text."""
     cache: CacheNote | None = None
     """The response cache's note for this call (``gateway/response_cache.py``); None: off."""
+    batch: BatchOrigin | None = None
+    """The batch line this request runs for; None: an interactive request."""
 
 
 @dataclass
@@ -75,6 +89,7 @@ class EmbeddingCall:
     inputs: tuple[str, ...]
     user: str | None = None
     client: str | None = None
+    batch: BatchOrigin | None = None
 
 
 @dataclass(frozen=True)

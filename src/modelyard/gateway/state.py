@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -31,7 +33,7 @@ from modelyard.governance.scopes import Access
 from modelyard.store.blobs import open_blob_store
 from modelyard.store.database import Database
 from modelyard.store.lifecycle_tables import VersionStateRow
-from modelyard.store.tables import ModelVersionRow
+from modelyard.store.tables import ModelVersionRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class Gateway:
     """The catalog rows this process read, reused while ``catalog_generation`` is unchanged."""
     response_cache: ResponseCache | None = None
     """Answers kept for keys and teams that opt in (``gateway/response_cache.py``)."""
+    clock: Callable[[], datetime] = utcnow
+    """The wall clock of batches and files (created, expiry); tests inject one."""
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:

@@ -275,6 +275,17 @@ class KeyStore:
         self.usage.used(row.id)
         return Principal(key_name=row.name, key_id=row.id, admin=row.admin)
 
+    def principal_for(self, key_id: str) -> Principal:
+        """The principal of the stored key ``key_id`` (a batch runs as the key that created it);
+        Unauthorized when the key is gone or revoked, as its presented plaintext would be."""
+        with self.db.reads() as session:
+            row = self._stored(session, None, key_id)
+        if row is None:
+            raise Unauthorized("the batch's API key no longer exists", code="invalid_api_key")
+        if row.revoked:
+            raise Unauthorized("this API key has been revoked", code="invalid_api_key")
+        return Principal(key_name=row.name, key_id=row.id, admin=row.admin)
+
     def _stored(self, session: Session, generation: int | None, key_id: str) -> _StoredKey | None:
         """The key's row, from the cache while ``generation`` holds (unknown ids are not
         cached: presenting made-up keys cannot push real ones out)."""

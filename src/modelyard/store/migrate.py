@@ -41,6 +41,7 @@ LINEAR = (
     "0010_operators",
     "0011_endpoints",
     "0012_serving_generations",
+    "0013_batches",
 )
 """The revisions in order, as their ``down_revision`` chain them (a test holds them equal)."""
 

@@ -10,7 +10,7 @@ from fastapi import Request
 from modelyard.engines.base import SamplingParams
 from modelyard.errors import InvalidInput
 from modelyard.gateway.generation import engine_handler, first_event, metrics_layer
-from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall, compose
+from modelyard.gateway.pipeline import BatchOrigin, ChoiceEvent, GenerationCall, compose
 from modelyard.gateway.schemas import _Sampling
 from modelyard.gateway.state import Gateway
 
@@ -70,6 +70,12 @@ async def chain(
             yield item
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
+
+
+def batch_origin(request: Request) -> BatchOrigin | None:
+    """The batch line a request runs for (set by the server, never by a client)."""
+    origin = getattr(request.state, "batch", None)
+    return origin if isinstance(origin, BatchOrigin) else None
 
 
 def response_headers(request: Request, served_headers: dict[str, str]) -> dict[str, str]:

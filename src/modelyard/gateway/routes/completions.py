@@ -16,6 +16,7 @@ from modelyard.gateway.pipeline import ChoiceEvent, GenerationCall
 from modelyard.gateway.response_cache import cache_headers, cache_note
 from modelyard.gateway.responses import completion_logprobs, completion_payload, new_id, now
 from modelyard.gateway.routes.common import (
+    batch_origin,
     chain,
     check_n,
     gateway_of,
@@ -59,6 +60,7 @@ async def completions(
         client=request.client.host if request.client else None,
         body=body.model_dump(),
         cache=cache_note(request),
+        batch=batch_origin(request),
     )
     first, stream = await start_generation(gateway, call)
     events = chain(first, stream)

@@ -13,7 +13,7 @@ from modelyard.errors import InvalidInput
 from modelyard.gateway.auth import require_key
 from modelyard.gateway.generation import embedding_handler, serve_model
 from modelyard.gateway.pipeline import EmbeddingCall, compose_embeddings
-from modelyard.gateway.routes.common import gateway_of, response_headers
+from modelyard.gateway.routes.common import batch_origin, gateway_of, response_headers
 from modelyard.gateway.schemas import EmbeddingRequest
 from modelyard.gateway.usage import TokenUsage
 from modelyard.governance.keys import Principal
@@ -44,6 +44,7 @@ async def embeddings(
         inputs=inputs,
         user=body.user,
         client=request.client.host if request.client else None,
+        batch=batch_origin(request),
     )
     handler = compose_embeddings(gateway.embedding_layers, embedding_handler(gateway))
     result = await handler(call)
