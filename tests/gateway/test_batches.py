@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from modelyard.audit.query import Filter, iter_records
+from modelyard.batch import runner as runner_module
 from modelyard.batch.runner import BatchRunner
 from modelyard.batch.store import BatchStore
 from modelyard.catalog.lifecycle import Stage
@@ -28,7 +29,9 @@ from modelyard.config import Settings
 from modelyard.engines.base import Event, Finish, Prompt, SamplingParams, TextDelta, prompt_text
 from modelyard.gateway.app import create_app
 from modelyard.gateway.state import Gateway
+from modelyard.governance.key_admin import create_scoped_key
 from modelyard.governance.keys import KeyStore
+from modelyard.governance.scopes import Limits, Scope
 from modelyard.intake.importer import import_path
 from tests.factories import write_tiny_gguf
 
@@ -124,11 +127,16 @@ class Env:
         }
         return self.client.post("/v1/batches", json=body, headers=self.headers(key))
 
-    def wait(self, batch_id: str, until: Callable[[dict[str, Any]], bool] | None = None) -> Any:
+    def wait(
+        self,
+        batch_id: str,
+        until: Callable[[dict[str, Any]], bool] | None = None,
+        key: str = "alice",
+    ) -> Any:
         check = until or (lambda b: b["status"] in TERMINAL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            batch = self.client.get(f"/v1/batches/{batch_id}", headers=self.headers()).json()
+            batch = self.client.get(f"/v1/batches/{batch_id}", headers=self.headers(key)).json()
             if check(batch):
                 return batch
             time.sleep(0.05)
@@ -462,3 +470,45 @@ def test_an_interactive_request_that_would_wait_preempts_a_batch_line(env: Env) 
     rows = env.output(done["output_file_id"])
     contents = [r["response"]["body"]["choices"][0]["message"]["content"] for r in rows]
     assert contents == ["echo w0", "echo w1", "echo w2"]
+
+
+def test_a_rate_limited_line_waits_and_the_limit_holds(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Budgets and rate limits apply to lines: over the key's requests per minute, a line
+    is answered 429 (audited), waits and tries again; it runs once the window has passed."""
+    monkeypatch.setattr(runner_module, "MAX_RETRY_AFTER_S", 0.1)
+    assert env.gw.governance is not None
+    limiter = env.gw.governance.limiter
+    clock = [1_800_000_000.0]
+    limiter.clock = lambda: clock[0]
+    key = create_scoped_key(
+        env.gw.db,
+        env.gw.settings,
+        "metered",
+        admin=False,
+        team=None,
+        scope=Scope(limits=Limits(requests_per_minute=2)),
+        created_by="tests",
+        actor="tests",
+    ).plaintext
+    env.keys["metered"] = key
+    lines = [chat_line(f"r{i}", f"say w{i}") for i in range(4)]
+    batch = env.create(env.upload(lines, key="metered").json()["id"], key="metered").json()
+
+    def refused() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in iter_records(env.gw.db, Filter(kind="request"))
+            if r["status"] == 429 and (r["details"].get("batch") or {}).get("id") == batch["id"]
+        ]
+
+    deadline = time.monotonic() + 30
+    while len(refused()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(refused()) >= 4  # lines 3 and 4, refused again and again in this window
+    held = env.client.get(f"/v1/batches/{batch['id']}", headers=env.headers("metered")).json()
+    assert held["status"] == "in_progress" and held["request_counts"]["completed"] == 2
+    clock[0] += 60  # the next minute
+    done = env.wait(batch["id"], key="metered")
+    assert done["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
