@@ -255,7 +255,14 @@ class Settings(BaseSettings):
     batch_max_lines: int = Field(default=50_000, ge=1)
     """The most requests one batch input file may hold."""
     batch_concurrency: int = Field(default=2, ge=1, le=256)
-    """Lines a gateway process runs at once, when engine slots are idle."""
+    """Lines a gateway process runs at once (the slots of a batch worker in ``idle`` mode)."""
+    batch_engine: str = Field(default="auto", pattern="^(auto|idle|shared)$")
+    """Where batch lines of local models run: ``idle``, on a worker of their own per version
+    at the kernel's idle scheduling priority (SCHED_IDLE: only CPU time interactive work
+    leaves); ``shared``, in the interactive workers' idle slots, the newest line stopped when
+    an interactive request must wait; ``auto``: idle on CPU builds, shared on GPU builds."""
+    batch_threads: int | None = Field(default=None, ge=1)
+    """CPU threads of a batch worker (default: ``worker_threads``')."""
     batch_reserved_slots: int = Field(default=1, ge=0)
     """Engine slots a batch never takes, kept for interactive requests."""
     batch_poll_s: float = Field(default=1.0, gt=0)

@@ -176,6 +176,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
         worker_slots=4,
         gateway_max_body_bytes=16_384,
         batch_max_file_bytes=65_536,
+        batch_engine="shared",  # lines in the interactive engine's idle slots (one engine here)
     )
     settings.ensure_home()
     real = Gateway.open(settings)
@@ -512,3 +513,21 @@ def test_a_rate_limited_line_waits_and_the_limit_holds(
     clock[0] += 60  # the next minute
     done = env.wait(batch["id"], key="metered")
     assert done["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
+
+
+def test_in_idle_mode_lines_run_on_the_batch_workers(env: Env) -> None:
+    """``idle`` mode: batch lines go to the batch workers (idle CPU priority, their own
+    admission), interactive requests to the gateway's engines; no preemption is needed."""
+    batch_engines = ScriptedEngines()
+    env.gw.batch_workers = batch_engines
+    batch = env.create(env.upload([chat_line(f"r{i}", f"say w{i}") for i in range(3)]).json()["id"])
+    done = env.wait(batch.json()["id"])
+    assert done["request_counts"]["completed"] == 3
+    reply = env.client.post(
+        "/v1/chat/completions",
+        json={"model": "tiny", "messages": [{"role": "user", "content": "say now"}]},
+        headers=env.headers("bob"),
+    )
+    assert reply.status_code == 200
+    assert sorted(p.split()[-1] for p in batch_engines.prompts) == ["w0", "w1", "w2"]
+    assert [p.split()[-1] for p in env.engines.prompts] == ["now"]

@@ -5,12 +5,14 @@ restarted gateway resumes it without running a finished line again."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -79,12 +81,25 @@ def _cli(home: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+def _assert_batch_worker_runs_at_idle_priority(url: str, admin_key: str) -> None:
+    """The lines ran on a batch worker of their own, every thread of it in SCHED_IDLE."""
+    workers = httpx.get(
+        f"{url}/admin/workers", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
+    ).json()["data"]
+    batch = [w for w in workers if w["pool"] == "batch"]
+    assert len(batch) == 1 and batch[0]["pid"], workers
+    threads = [int(t) for t in os.listdir(f"/proc/{batch[0]['pid']}/task")]
+    assert len(threads) > 1
+    assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
+
+
 def test_a_batch_survives_a_killed_gateway_and_resumes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = Settings(home=home)
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
     _, key = KeyStore(db, settings).create("batcher", created_by="tests", actor="tests")
+    _, admin = KeyStore(db, settings).create("root", admin=True, created_by="tests", actor="tests")
     db.close()
     first, url = start_gateway(home, tmp_path / "first.log", ENV)
     try:
@@ -100,6 +115,7 @@ def test_a_batch_survives_a_killed_gateway_and_resumes(tmp_path: Path) -> None:
         while client.batches.retrieve(batch.id).request_counts.completed < 3:
             assert time.monotonic() < deadline, "the first gateway ran no lines"
             time.sleep(0.2)
+        _assert_batch_worker_runs_at_idle_priority(url, admin)
     finally:
         first.kill()  # SIGKILL: no shutdown, the lease is not released
         first.wait()

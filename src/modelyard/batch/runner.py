@@ -6,11 +6,14 @@ while it works, and runs the batch's pending lines in order through the app itse
 (``batch/dispatch.py``), as the key that created the batch: every line is authorised,
 limited, charged and audited like any request.
 
-**Priority.** A line starts only while engine slots are idle: fewer than ``worker_slots -
-batch_reserved_slots`` running, nothing waiting for a slot, and fewer than
-``batch_concurrency`` of this process's lines in flight. When an interactive request has to
-wait for a slot anyway, the newest line in flight is stopped (as a disconnected client's
-request is) and run again later: interactive requests never queue behind a batch.
+**Priority.** With batch workers (``idle`` mode, the CPU default), at most
+``batch_concurrency`` lines are in flight and they run on workers at the kernel's idle CPU
+priority (``engines/worker_options.batch_pool_from_settings``): interactive work gets the CPU
+first. Without them (``shared`` mode), a line starts only while the interactive workers'
+slots are idle: fewer than ``worker_slots - batch_reserved_slots`` running, nothing waiting,
+and fewer than ``batch_concurrency`` lines in flight; when an interactive request has to wait
+for a slot anyway, the newest line is stopped (as a disconnected client's request is) and run
+again later: interactive requests never queue behind a batch.
 
 **Durability.** A line's answer is stored with its ``done`` status in one transaction; a
 restarted or replacement process resumes with the lines still pending, never redoing a
@@ -189,7 +192,12 @@ class _Run:
         return False
 
     def _idle(self) -> bool:
+        """May another line start? With batch workers of their own (``idle`` mode), while
+        fewer than ``batch_concurrency`` are in flight (the kernel gives interactive work the
+        CPU first); else only while the interactive workers have slots to spare."""
         settings = self.settings
+        if self.runner.gateway.batch_workers is not None:
+            return len(self.in_flight) < settings.batch_concurrency
         limit = settings.worker_slots - settings.batch_reserved_slots
         return (
             len(self.in_flight) < settings.batch_concurrency
@@ -201,7 +209,7 @@ class _Run:
         """Requests wait for a slot: stop the newest line still running, one per waiting
         request (a stopped line frees its slot once its route sees the disconnect)."""
         waiting = self.admission.waiting()
-        if not self.in_flight or waiting == 0:
+        if not self.in_flight or waiting == 0 or self.runner.gateway.batch_workers is not None:
             return
         running = [f for f in self.in_flight.values() if not f.stop.is_set()]
         if running and len(self.in_flight) - len(running) < waiting:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from modelyard.catalog.records import ModelVersion
@@ -49,12 +50,22 @@ def pool_from_settings(
     *,
     run_dir: Path | None = None,
     load_check: LoadCheckFn | None = None,
+    batch: bool = False,
 ) -> WorkerPool:
-    """The gateway's pool (status files under the home), or a private one (``run_dir``).
+    """The gateway's pool (status files under the home), or a private one (``run_dir``);
+    with ``batch``, the batch workers' (``batch_concurrency`` slots, idle priority).
 
     Every load is checked (``load_check.LoadCheck``: digest, and signature where the policy
     requires one) unless another ``load_check`` is given."""
     binary = find_llama_server(settings)
+    options = worker_options(settings, gpu=binary.gpu)
+    if batch:
+        options = replace(
+            options,
+            slots=settings.batch_concurrency,
+            threads=settings.batch_threads or options.threads,
+            idle_priority=True,
+        )
 
     def model_path(version: ModelVersion) -> Path:
         if version.format != "gguf":
@@ -67,7 +78,7 @@ def pool_from_settings(
 
     return WorkerPool(
         binary,
-        worker_options(settings, gpu=binary.gpu),
+        options,
         model_path=model_path,
         budget_bytes=settings.gateway_memory_budget_mb * 1024 * 1024,
         run_dir=run_dir or settings.run_dir,
@@ -75,3 +86,22 @@ def pool_from_settings(
         backoff_cap_s=settings.worker_backoff_cap_s,
         load_check=load_check or LoadCheck(settings),
     )
+
+
+def batch_engine_mode(settings: Settings, *, gpu: bool) -> str:
+    """``idle`` (batch lines on workers of their own at idle priority) or ``shared`` (in the
+    interactive workers' idle slots); ``auto`` is idle on CPU builds, shared on GPU ones,
+    where a second worker would hold a second copy of the weights in GPU memory."""
+    if settings.batch_engine != "auto":
+        return settings.batch_engine
+    return "shared" if gpu else "idle"
+
+
+def batch_pool_from_settings(settings: Settings, blobs: BlobStore) -> WorkerPool | None:
+    """The workers batch lines run on in ``idle`` mode: one per version in use, with
+    ``batch_concurrency`` slots, at the kernel's idle scheduling priority; None in ``shared``
+    mode. They map the same model file as the interactive worker (the weights' pages are
+    shared); their KV cache is their own. Status files under ``run/batch/``."""
+    if batch_engine_mode(settings, gpu=find_llama_server(settings).gpu) != "idle":
+        return None
+    return pool_from_settings(settings, blobs, run_dir=settings.run_dir / "batch", batch=True)

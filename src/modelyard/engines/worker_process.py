@@ -62,20 +62,27 @@ class ResourceLimits:
         ]
 
 
-def _die_with_parent(limits: ResourceLimits | None = None) -> Callable[[], None]:
+def _die_with_parent(
+    limits: ResourceLimits | None = None, *, idle_priority: bool = False
+) -> Callable[[], None]:
     """A pre-exec hook: the worker is killed when the process that started it dies, so a
     gateway that crashes (or is killed) leaves no engine worker behind; with ``limits``, it
-    also sets those resource limits. Resolved before the fork; the child only makes system
+    also sets those resource limits; with ``idle_priority``, the kernel's idle scheduling
+    class (``SCHED_IDLE``, which every thread llama-server starts inherits): it runs only on
+    CPU time no normal process wants. Resolved before the fork; the child only makes system
     calls."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
     pairs = limits.pairs() if limits is not None else []
     setrlimit = resource.setrlimit
+    idle_param = os.sched_param(0)
 
     def hook() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for which, value in pairs:
             setrlimit(which, (value, value))
+        if idle_priority:
+            os.sched_setscheduler(0, os.SCHED_IDLE, idle_param)
         if os.getppid() != parent:  # the parent died before the signal was armed
             os._exit(1)
 
@@ -106,6 +113,9 @@ class WorkerOptions:
     swa_full: bool = False
     """Keep the whole sliding-window-attention cache (``--swa-full``), so that prefixes
     shorter than the model's window are reused too; costs KV memory (see Settings)."""
+    idle_priority: bool = False
+    """Run at the kernel's idle scheduling priority (``SCHED_IDLE``): batch workers, which
+    must not take CPU time from interactive requests (docs/batch.md)."""
 
 
 def worker_args(
@@ -225,7 +235,7 @@ class WorkerProcess:
                 cwd=self.workdir,
                 env=env,
                 pass_fds=(model_fd,),
-                preexec_fn=_die_with_parent(self.limits),
+                preexec_fn=_die_with_parent(self.limits, idle_priority=self.options.idle_priority),
                 user=account.pw_uid if account else None,
                 group=account.pw_gid if account else None,
                 extra_groups=[] if account else None,

@@ -14,7 +14,7 @@ from fastapi import Request
 from modelyard.catalog.serving import ServedModel, resolve_for_serving
 from modelyard.engines.base import Finish, Prompt, SamplingParams, TextDelta, TokenLogprob
 from modelyard.engines.endpoints import is_endpoint
-from modelyard.engines.provider import StreamingEngine
+from modelyard.engines.provider import EngineProvider, StreamingEngine
 from modelyard.engines.remote_provider import max_in_flight
 from modelyard.engines.workers import model_context
 from modelyard.errors import InvalidInput
@@ -97,11 +97,21 @@ async def _merge(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _provider(gateway: Gateway, call: GenerationCall) -> EngineProvider:
+    """A batch line of a local model runs on the batch workers when there are some (idle
+    CPU priority); everything else on the gateway's engines."""
+    batch = gateway.batch_workers
+    if call.batch is not None and batch is not None and not is_endpoint(call.served.version):
+        return batch
+    return gateway.workers
+
+
 def _admission(
     gateway: Gateway, call: GenerationCall, streams: int
 ) -> contextlib.AbstractContextManager[None]:
     """The admission a call needs: an engine worker's slots and queue, its context checked
-    here; an endpoint version's own in-flight limit (its upstream checks its context)."""
+    here; an endpoint version's own in-flight limit (its upstream checks its context); a
+    batch worker's own slots (the batch runner keeps within them)."""
     version = call.served.version
     if is_endpoint(version):
         capacity = max_in_flight(version, gateway.settings.endpoint_max_in_flight)
@@ -114,6 +124,9 @@ def _admission(
             param="max_tokens",
             code="context_length_exceeded",
         )
+    if _provider(gateway, call) is not gateway.workers:
+        capacity = gateway.settings.batch_concurrency
+        return gateway.admission.admit(f"{version.digest}:batch", streams, capacity=capacity)
     return gateway.admission.admit(version.digest, streams)
 
 
@@ -127,7 +140,7 @@ def engine_handler(gateway: Gateway) -> Handler:
         admission = _admission(gateway, call, len(jobs))
         try:
             with admission:
-                async with gateway.workers.lease(version) as engine:
+                async with _provider(gateway, call).lease(version) as engine:
                     if len(jobs) == 1:
                         _, prompt, params = jobs[0]
                         async for event in engine.stream(prompt, params):

@@ -21,7 +21,7 @@ from modelyard.engines.provider import EngineProvider
 from modelyard.engines.provider_router import ProviderRouter
 from modelyard.engines.remote_provider import RemoteProvider
 from modelyard.engines.scheduler import ModelKind, ModelPool, Scheduler
-from modelyard.engines.worker_options import pool_from_settings
+from modelyard.engines.worker_options import batch_pool_from_settings, pool_from_settings
 from modelyard.errors import ModelyardError
 from modelyard.gateway.admission import Admission
 from modelyard.gateway.governance_layer import Governance
@@ -76,6 +76,9 @@ class Gateway:
     """Answers kept for keys and teams that opt in (``gateway/response_cache.py``)."""
     clock: Callable[[], datetime] = utcnow
     """The wall clock of batches and files (created, expiry); tests inject one."""
+    batch_workers: EngineProvider | None = None
+    """Where batch lines of local models run in ``idle`` mode: workers of their own at idle
+    CPU priority (``worker_options.batch_pool_from_settings``); None: the interactive ones."""
 
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
@@ -125,6 +128,7 @@ class Gateway:
             embedding_layers=[governance.embedding_layer],
             governance=governance,
             response_cache=cache,
+            batch_workers=batch_pool_from_settings(settings, registry.blobs),
         )
 
     def access_for(
@@ -162,7 +166,11 @@ class Gateway:
 
     async def close(self) -> None:
         try:
-            await self.workers.close()
+            try:
+                await self.workers.close()
+            finally:
+                if self.batch_workers is not None:
+                    await self.batch_workers.close()
         finally:
             self.scheduler.stop()
             self.keys.close()  # pending last_used_at writes

@@ -21,8 +21,7 @@ async def list_workers(
     request: Request, principal: Principal = Depends(require_admin)
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    return {
-        "object": "list",
-        "engine": gateway.workers.describe(),
-        "data": gateway.workers.status(),
-    }
+    workers = [{**w, "pool": "interactive"} for w in gateway.workers.status()]
+    if gateway.batch_workers is not None:
+        workers += [{**w, "pool": "batch"} for w in gateway.batch_workers.status()]
+    return {"object": "list", "engine": gateway.workers.describe(), "data": workers}
