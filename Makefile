@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test lint typecheck lockcheck lock unit install dev clean-venv system-deps
+.PHONY: serve test lint typecheck lockcheck lock unit install dev flower clean-venv system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	@touch $@
 
+# Federated tuning runs Flower from a venv of its own (its pins clash with the gateway's:
+# constraints-flower.txt says which), hash-pinned by requirements-flower.lock in the same way.
+FLOWER := .venv-flower
+$(FLOWER)/.installed: requirements-flower.lock
+	$(PYTHON) -m venv $(FLOWER)
+	$(FLOWER)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-flower.lock
+	@touch $@
+
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
+flower: $(FLOWER)/.installed
 
 serve: $(VENV)/.installed
 	$(BIN)/modelyard serve --host $(HOST) --port $(PORT)
@@ -47,12 +56,14 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-typecheck: $(VENV)/.installed-dev
+typecheck: $(VENV)/.installed-dev $(FLOWER)/.installed
 	$(BIN)/mypy
+	$(BIN)/mypy --python-executable $(FLOWER)/bin/python src/modelyard/tune/federated/flower_app/fedlora
 
 # Supply chain: every installed distribution is pinned, by version and hash, in the locks.
-lockcheck: $(VENV)/.installed-dev
+lockcheck: $(VENV)/.installed-dev $(FLOWER)/.installed
 	$(BIN)/python scripts/lock.py --check
+	$(FLOWER)/bin/python scripts/lock.py --flower --check
 
 lock: $(VENV)/.installed-dev
 	$(BIN)/python scripts/lock.py
@@ -71,10 +82,10 @@ $(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	@touch $@
 
-unit: $(VENV)/.installed-dev system-deps $(OIDC_PROVIDER)
+unit: $(VENV)/.installed-dev $(FLOWER)/.installed system-deps $(OIDC_PROVIDER)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck lockcheck unit
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(FLOWER)

@@ -7,6 +7,7 @@ entry points (CLI, server, tests) and passed down; there is no module-level inst
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -272,6 +273,18 @@ class Settings(BaseSettings):
     after a crash another process (or the restarted one) takes it over once it lapses."""
     batch_max_attempts: int = Field(default=3, ge=1)
     """Tries per line for transient failures (5xx, engine restarts) before it is failed."""
+
+    # Federated tuning (docs/tuning.md, "Federated tuning").
+    flower_venv: Path | None = None
+    """The virtual environment that holds Flower (``flwr``: flower-superlink, flower-supernode,
+    flwr); default: ``.venv-flower`` beside the environment modelyard runs in, which ``make``
+    builds. Flower lives apart because its pins clash with the gateway's (docs/tuning.md)."""
+
+    @property
+    def resolved_flower_bin(self) -> Path:
+        if self.flower_venv is not None:
+            return self.flower_venv / "bin"
+        return Path(sys.prefix).parent / ".venv-flower" / "bin"
 
     @property
     def resolved_database_url(self) -> str:

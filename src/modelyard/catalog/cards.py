@@ -26,6 +26,34 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+FEDERATED_TABLES = ("sites", "participation")
+"""Lineage keys of a federated version shown as tables of their own."""
+
+
+def _federated(lineage: dict[str, Any]) -> list[str]:
+    """The sites that trained a federated version: what each reported (its dataset's
+    SHA-256 and example count, never its rows) and who took part in each round."""
+    if lineage.get("method") != "federated-lora":
+        return []
+    out = ["", "### Federated training", ""]
+    out += _table(
+        ["site", "dataset sha256", "examples", "rounds joined"],
+        [
+            [s.get("site"), s.get("dataset_sha256"), s.get("examples"), s.get("rounds")]
+            for s in lineage.get("sites", [])
+        ],
+    )
+    out += [""]
+    out += _table(
+        ["round", "replied", "missing"],
+        [
+            [p.get("round"), ", ".join(p.get("replied", [])), ", ".join(p.get("missing", []))]
+            for p in lineage.get("participation", [])
+        ],
+    )
+    return out
+
+
 def render_card(
     version: ModelVersion,
     info: StageInfo,
@@ -61,9 +89,12 @@ def render_card(
         ["created at", version.created_at.isoformat(timespec="seconds")],
     ]
     provenance += [
-        [f"lineage: {k}", v] for k, v in sorted(version.lineage.items()) if k != "origin"
+        [f"lineage: {k}", v]
+        for k, v in sorted(version.lineage.items())
+        if k != "origin" and k not in FEDERATED_TABLES
     ]
     out += _table(["field", "value"], provenance)
+    out += _federated(version.lineage)
     out += ["", "### Files", ""]
     out += _table(
         ["path", "sha256", "bytes"], [[f.path, f.sha256, f.size_bytes] for f in version.files]

@@ -1,4 +1,5 @@
-"""``modelyard tune``: fine-tune a registered model on your own data (LoRA)."""
+"""``modelyard tune``: fine-tune a registered model on your own data (LoRA), alone or across
+sites that keep their data (federated, with Flower)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from modelyard.cli.output import print_fields, print_json, stderr
+from modelyard.cli.output import print_fields, print_json, print_table, stderr
 from modelyard.cli.runtime import Runtime
+from modelyard.errors import InvalidInput
+from modelyard.tune.federated.recipe import FederatedRecipe, Site
 from modelyard.tune.recipe import DEFAULT_TARGETS, LoraRecipe
 from modelyard.tune.train import StepCallback, StepReport
 
@@ -186,4 +189,114 @@ def score_command(
             ("exact", f"{score.exact:.1%}"),
             ("contains", f"{score.contains:.1%}"),
         ]
+    )
+
+
+def _site_data(sites: str, data: list[str]) -> tuple[Site, ...]:
+    """``--sites a,b`` and ``--data a=PATH --data b=PATH`` → the sites, each with its file."""
+    names = [n.strip() for n in sites.split(",") if n.strip()]
+    paths: dict[str, Path] = {}
+    for item in data:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InvalidInput(f"--data takes SITE=PATH, not {item!r}", param="data")
+        paths[name.strip()] = Path(path.strip()).expanduser()
+    missing = [n for n in names if n not in paths]
+    extra = sorted(set(paths) - set(names))
+    if missing or extra:
+        raise InvalidInput(
+            "give one --data SITE=PATH per site in --sites"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not in --sites: {', '.join(extra)}" if extra else ""),
+            param="data",
+        )
+    return tuple(Site(n, paths[n]) for n in names)
+
+
+@app.command("federated")
+def federated_command(
+    ctx: typer.Context,
+    base: str = typer.Option(..., "--base", help="Base model: NAME, NAME@N or an alias."),
+    sites: str = typer.Option(..., "--sites", help="Comma-separated site names."),
+    data: list[str] = typer.Option(
+        ..., "--data", help="SITE=PATH: a site's training rows (JSONL), read only by that site."
+    ),
+    name: str = typer.Option(..., "--name", help="Register the result under this name."),
+    rounds: int = typer.Option(3, "--rounds"),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    proximal_mu: float = typer.Option(0.0, "--proximal-mu", help="FedProx's proximal weight."),
+    min_sites: int | None = typer.Option(
+        None, "--min-sites", help="Sites a round needs (default: all)."
+    ),
+    round_timeout: float = typer.Option(
+        900.0, "--round-timeout", help="Seconds a round waits for its sites' replies."
+    ),
+    steps_per_round: int = typer.Option(8, "--steps-per-round"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    rank: int = typer.Option(8, "--rank"),
+    alpha: int = typer.Option(16, "--alpha"),
+    layers: int | None = typer.Option(None, "--layers", help="Adapt only the last N blocks."),
+    max_seq_len: int = typer.Option(256, "--max-seq-len"),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads per site."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Tune one LoRA adapter across sites that keep their data (Flower), merge, register."""
+    from modelyard.tune.federated.run import run_federated
+
+    runtime: Runtime = ctx.obj
+    resolved = runtime.registry.resolve(base)
+    recipe = FederatedRecipe(
+        base=resolved.ref,
+        name=name,
+        sites=_site_data(sites, data),
+        rounds=rounds,
+        strategy=strategy,
+        proximal_mu=proximal_mu,
+        min_sites=min_sites,
+        round_timeout_s=round_timeout,
+        steps_per_round=steps_per_round,
+        lr=lr,
+        rank=rank,
+        alpha=alpha,
+        layers=layers,
+        max_seq_len=max_seq_len,
+        batch_size=batch_size,
+        seed=seed,
+        threads=threads,
+    )
+    console = stderr()
+
+    def phase(message: str) -> None:
+        if not as_json:
+            console.print(f"[dim]{message}…[/dim]")
+
+    outcome = run_federated(
+        recipe,
+        runtime.registry,
+        runtime.settings,
+        created_by=runtime.acting("evals.run"),
+        on_phase=phase,
+    )
+    version = outcome.version
+    if as_json:
+        print_json({"version": version.to_json(), "run_dir": str(outcome.work_dir)})
+        return
+    lineage = version.lineage
+    print_fields(
+        [
+            ("registered", version.ref),
+            ("base", f"{lineage['base']} ({lineage['base_digest'][:12]})"),
+            ("strategy", f"{lineage['strategy']}, {lineage['rounds']} rounds"),
+            ("run folder", outcome.work_dir),
+        ]
+    )
+    print_table(
+        "sites (what each reported: never its rows)",
+        ["site", "dataset sha256", "examples", "rounds joined"],
+        [
+            [s["site"], s["dataset_sha256"], s["examples"], ",".join(map(str, s["rounds"]))]
+            for s in lineage["sites"]
+        ],
     )

@@ -126,6 +126,44 @@ def run_lora(
         )
 
 
+def import_merged(
+    merged: Path,
+    name: str,
+    registry: Registry,
+    settings: Settings,
+    *,
+    base: ModelVersion,
+    lineage: dict[str, Any],
+    created_by: str | None,
+) -> ModelVersion:
+    """Register a merged GGUF as ``name``'s next version (tuned from ``base``) through
+    intake; the merged file is removed either way (intake keeps its own copy)."""
+    try:
+        plan = plan_import(merged, name, settings)
+        return execute_import(
+            plan, registry, origin="tuned", parent=base.ref, lineage=lineage, created_by=created_by
+        )
+    finally:
+        merged.unlink(missing_ok=True)
+
+
+def lora_config(recipe: LoraRecipe, blocks: int) -> Any:
+    """PEFT's LoraConfig for ``recipe`` on a model of ``blocks`` blocks (``tune lora`` and
+    every federated site build the same adapter)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe.rank,
+        lora_alpha=recipe.alpha,
+        lora_dropout=recipe.dropout,
+        target_modules=list(recipe.target_modules),
+        layers_to_transform=(
+            list(range(blocks - recipe.layers, blocks)) if recipe.layers is not None else None
+        ),
+        bias="none",
+    )
+
+
 def save_adapter(model: Any, path: Path) -> None:
     """The trained LoRA matrices alone (safetensors), kept beside the run's config."""
     from safetensors.torch import save_file
@@ -163,7 +201,7 @@ def _train_and_register(
 ) -> TuneOutcome:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     torch.set_num_threads(recipe.threads or settings.n_threads or os.cpu_count() or 1)
     torch.manual_seed(recipe.seed)
@@ -172,16 +210,7 @@ def _train_and_register(
     blocks = int(model.config.num_hidden_layers)
     if recipe.layers is not None and recipe.layers > blocks:
         raise InvalidInput(f"--layers {recipe.layers}: {base.ref} has {blocks} blocks")
-    config = LoraConfig(
-        r=recipe.rank,
-        lora_alpha=recipe.alpha,
-        lora_dropout=recipe.dropout,
-        target_modules=list(recipe.target_modules),
-        layers_to_transform=(
-            list(range(blocks - recipe.layers, blocks)) if recipe.layers is not None else None
-        ),
-        bias="none",
-    )
+    config = lora_config(recipe, blocks)
     with warnings.catch_warnings():
         # peft asks transformers about gradient checkpointing through a deprecated alias
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
@@ -220,14 +249,9 @@ def _train_and_register(
         "run_dir": str(run_dir),
     }
     say("importing the merged model through intake")
-    try:
-        plan = plan_import(merged, recipe.name, settings)
-        version = execute_import(
-            plan, registry, origin="tuned", parent=base.ref, lineage=lineage, created_by=created_by
-        )
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            merged.unlink()
+    version = import_merged(
+        merged, recipe.name, registry, settings, base=base, lineage=lineage, created_by=created_by
+    )
     _write_json(run_dir / "result.json", {"version": version.ref, **lineage})
     with contextlib.suppress(FileNotFoundError):
         (run_dir / CHECKPOINT).unlink()

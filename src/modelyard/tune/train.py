@@ -144,14 +144,8 @@ def train(
     model.train()
     began = time.perf_counter()
     for step in range(start, steps):
-        torch.manual_seed(recipe.seed * 1_000_003 + step)
-        batch = batch_for_step(examples, recipe, step)
-        loss, fed = answer_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, recipe.grad_clip)
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        loss, fed = train_step(model, optimizer, trainable, examples, recipe, step)
+        losses.append(loss)
         tokens += fed
         elapsed = elapsed_before + time.perf_counter() - began
         done = step + 1
@@ -163,6 +157,32 @@ def train(
     model.eval()
     elapsed = elapsed_before + time.perf_counter() - began
     return TrainResult(steps, losses, tokens, elapsed, resumed_from)
+
+
+def train_step(
+    model: Any,
+    optimizer: Any,
+    trainable: Sequence[Any],
+    examples: Sequence[Example],
+    recipe: LoraRecipe,
+    step: int,
+    *,
+    penalty: Callable[[], Any] | None = None,
+) -> tuple[float, int]:
+    """One optimizer step on step ``step``'s batch (dropout seeded by the step); returns the
+    answer loss and the tokens fed. ``penalty`` adds a term to the loss that is optimised but
+    not reported (a federated site's proximal term)."""
+    import torch
+
+    torch.manual_seed(recipe.seed * 1_000_003 + step)
+    batch = batch_for_step(examples, recipe, step)
+    loss, fed = answer_loss(model, batch)
+    objective = loss + penalty() if penalty is not None else loss
+    optimizer.zero_grad(set_to_none=True)
+    objective.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, recipe.grad_clip)
+    optimizer.step()
+    return float(loss.detach()), fed
 
 
 def adapter_state(model: Any) -> dict[str, Any]:
