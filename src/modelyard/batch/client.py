@@ -27,6 +27,7 @@ from modelyard.errors import (
     ModelyardError,
     NotFound,
     RateLimited,
+    TooLarge,
     Unauthorized,
     Unavailable,
     UserError,
@@ -48,7 +49,7 @@ _BY_STATUS: Mapping[int, type[UserError]] = {
     404: NotFound,
     409: Conflict,
     410: Gone,
-    413: InvalidInput,
+    413: TooLarge,
     422: InvalidInput,
 }
 """The client error for each HTTP status a gateway answers (429 and 5xx apart)."""
