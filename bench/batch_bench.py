@@ -36,7 +36,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from serving_bench import (
     llama_server_path,
     modelyard_argv,
     percentile,
+    run_report,
     wait_ready,
 )
 
@@ -515,18 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.work:
-        args.work.mkdir(parents=True, exist_ok=True)
-        report = asyncio.run(bench(args, args.work))
-    else:
-        with tempfile.TemporaryDirectory(prefix="modelyard-batch-bench-") as tmp:
-            report = asyncio.run(bench(args, Path(tmp)))
-    report["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        render(report)
+    run_report(parse_args(argv), bench, render, "modelyard-batch-bench-")
 
 
 if __name__ == "__main__":

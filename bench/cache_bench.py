@@ -22,13 +22,11 @@ One run, the bundled default model, one llama-server binary, one machine:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ from serving_bench import (
     model_path,
     modelyard_argv,
     percentile,
+    run_report,
     wait_ready,
 )
 
@@ -184,7 +183,10 @@ async def response_cache(t: Target, answers: int, first: int = 0) -> dict[str, A
 
 
 async def prefix_reuse(t: Target, args: argparse.Namespace, first_round: int) -> dict[str, Any]:
-    cold, warm, prompt_tokens, errors = [], [], set(), []
+    cold: list[float] = []
+    warm: list[float] = []
+    prompt_tokens: set[int] = set()
+    errors: list[str] = []
     no_store = {"X-Modelyard-Cache": "no-store"} if t.health == "/healthz" else {}
     async with client(t) as http:
         for round_ in range(first_round, first_round + args.rounds):
@@ -330,18 +332,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.work:
-        args.work.mkdir(parents=True, exist_ok=True)
-        report = asyncio.run(bench(args, args.work))
-    else:
-        with tempfile.TemporaryDirectory(prefix="modelyard-cache-bench-") as tmp:
-            report = asyncio.run(bench(args, Path(tmp)))
-    report["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        render(report)
+    run_report(parse_args(argv), bench, render, "modelyard-cache-bench-")
 
 
 if __name__ == "__main__":

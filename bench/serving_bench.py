@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -546,15 +547,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="modelyard-serving-bench-") as tmp:
-        report = asyncio.run(bench(args, Path(tmp)))
+def run_report(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, dict[str, Any]]],
+    show: Callable[[dict[str, Any]], None],
+    prefix: str,
+) -> None:
+    """Run a bench in ``args.work`` (kept) or a temporary folder, add the settings it ran
+    with, and print one JSON object (``--json``) or the tables (the benches' shared ``main``)."""
+    work = getattr(args, "work", None)
+    if work:
+        work.mkdir(parents=True, exist_ok=True)
+        report = asyncio.run(run(args, work))
+    else:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            report = asyncio.run(run(args, Path(tmp)))
     report["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        render(report)
+        show(report)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_report(parse_args(argv), bench, render, "modelyard-serving-bench-")
 
 
 if __name__ == "__main__":
