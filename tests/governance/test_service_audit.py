@@ -96,6 +96,7 @@ SERVICE_MODULES = (
     "modelyard.evaluate.probe_runs",
     "modelyard.quantize.service",
     "modelyard.tune.lora",
+    "modelyard.tune.federated.run",
 )
 WRITES = re.compile(
     r"^(add|apply|commit|create|delete|drop|erase|execute|finish|grant|import|insert|move|place"
@@ -128,6 +129,9 @@ EXEMPT: dict[str, str] = {
     "modelyard.intake.default_model.import_default": "import_one for the default (audited)",
     "modelyard.quantize.service.quantize_version": "registers through execute_import (audited)",
     "modelyard.tune.lora.run_lora": "registers through execute_import (audited)",
+    "modelyard.tune.lora.import_merged": "execute_import (audited) on a merged GGUF",
+    "modelyard.tune.federated.run.run_federated": "registers through import_merged "
+    "(execute_import, audited); the Flower run writes only its own run folder",
     "modelyard.tune.lora.run_dir_for": "computes a run folder's path; writes nothing",
     "modelyard.tune.lora.save_adapter": "writes the run's own adapter files; registering the "
     "result is execute_import's model.import",
