@@ -83,8 +83,15 @@ class GGUFFile:
             raise InvalidInput(f"{path.name} is not a readable GGUF file: {exc}") from exc
 
     def close(self) -> None:
-        self._map.close()
-        self._file.close()
+        try:
+            self._map.close()
+        except BufferError:
+            # Arrays still view the map (an exception's traceback can hold them): it is
+            # unmapped when the last of them goes. The file is closed either way, and the
+            # error that is propagating, if any, is not masked by this one.
+            pass
+        finally:
+            self._file.close()
 
     def __enter__(self) -> GGUFFile:
         return self
