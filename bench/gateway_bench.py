@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,9 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[s
 
 
 @contextmanager
-def stub(env: dict[str, str], log: Path) -> Iterator[str]:
-    with process([sys.executable, str(ROOT / "bench/stub_upstream.py")], env, log) as (url, _):
-        yield url
+def stub(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+    with process([sys.executable, str(ROOT / "bench/stub_upstream.py")], env, log) as found:
+        yield found
 
 
 def wait_accepting(url: str, processes: int) -> None:
@@ -129,6 +129,53 @@ def gateway_processes(serve_pid: int) -> list[int]:
         ["pgrep", "-P", str(serve_pid), "-f", "spawn_main"], capture_output=True, text=True
     )
     return [int(pid) for pid in found.stdout.split()]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name: state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def named_pids(name: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+Components = dict[str, Callable[[], list[int]]]
+"""Name → its processes now (PostgreSQL starts a backend per new connection)."""
+
+
+def fixed(pids: list[int]) -> Callable[[], list[int]]:
+    return lambda: pids
+
+
+def cpu_snapshot(components: Components) -> dict[str, dict[int, float]]:
+    return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in components.items()}
+
+
+def cpu_per_request(
+    before: dict[str, dict[int, float]],
+    after: dict[str, dict[int, float]],
+    completed: int,
+) -> dict[str, float]:
+    """CPU milliseconds each component spent per answered request over the window.
+
+    PostgreSQL and Redis are counted machine-wide (every ``postgres`` and ``redis-server``
+    process), so other work on the same servers would count too; the bench is the only load.
+    """
+    out: dict[str, float] = {}
+    for name, pids in after.items():
+        spent = sum(seconds - before[name].get(pid, 0.0) for pid, seconds in pids.items())
+        out[name] = round(1000 * spent / max(completed, 1), 3)
+    return out
 
 
 Result = tuple[bool, float, str | None]
@@ -164,28 +211,44 @@ async def _client(url: str, key: str, concurrency: int, until: float) -> list[Re
     return results
 
 
-def _client_process(args: tuple[str, str, int, float]) -> list[Result]:
-    return asyncio.run(_client(*args))
+def _client_process(args: tuple[str, str, int, float]) -> tuple[list[Result], float]:
+    """The results, and the CPU seconds this load generator spent producing them."""
+    started = time.process_time()
+    results = asyncio.run(_client(*args))
+    return results, time.process_time() - started
 
 
 def load(
-    url: str, key: str, concurrency: int, clients: int, duration: float, victim: int | None = None
+    url: str,
+    key: str,
+    concurrency: int,
+    clients: int,
+    duration: float,
+    victim: int | None = None,
+    components: Components | None = None,
 ) -> dict[str, Any]:
     """Closed-loop load for ``duration`` seconds; with ``victim``, that gateway process is
-    killed with SIGKILL halfway through."""
+    killed with SIGKILL halfway through. With ``components`` (name → pids), the CPU each
+    spent per answered request is reported, with the load generators' own as ``load``."""
     per_client = max(1, concurrency // clients)
-    started = time.monotonic()
-    until = started + duration
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        pool.map(time.sleep, [0.0] * clients)  # the workers are up before the window opens
+        before = cpu_snapshot(components or {})
+        started = time.monotonic()
+        until = started + duration
         pending = pool.map_async(_client_process, [(url, key, per_client, until)] * clients)
         if victim is not None:
             time.sleep(duration / 2)
             os.kill(victim, signal.SIGKILL)
         parts = pending.get()
-    elapsed = time.monotonic() - started
-    results = [r for part in parts for r in part]
+        elapsed = time.monotonic() - started
+        after = cpu_snapshot(components or {})
+    results = [r for part, _ in parts for r in part]
     done = [seconds for ok, seconds, _ in results if ok]
     answered_ids = [rid for ok, _, rid in results if ok and rid]
+    cpu = cpu_per_request(before, after, len(done)) if components else {}
+    if components:
+        cpu["load"] = round(1000 * sum(spent for _, spent in parts) / max(len(done), 1), 3)
     return {
         "answered_ids": answered_ids,
         "concurrency": per_client * clients,
@@ -195,6 +258,10 @@ def load(
         "duration_s": elapsed,
         "requests_per_s": len(done) / elapsed,
         "latency_s": {f"p{q}": percentile(done, q) for q in (50, 90, 99)},
+        "cpu_ms_per_request": cpu,
+        "requests_per_gateway_cpu_s": (
+            round(1000 / cpu["gateway"], 1) if cpu.get("gateway") else None
+        ),
     }
 
 
@@ -261,7 +328,7 @@ def run(args: argparse.Namespace, db_url: str, schema: str | None, tmp: Path) ->
     }
     levels = []
     answered: list[str] = []
-    with stub(env, tmp / "stub.log") as stub_url:
+    with stub(env, tmp / "stub.log") as (stub_url, stub_pid):
         key = prepare(env, stub_url)
         for count in args.processes:
             serve = [*MODELYARD, "serve", "--port", "0", "--workers", str(count)]
@@ -270,17 +337,28 @@ def run(args: argparse.Namespace, db_url: str, schema: str | None, tmp: Path) ->
                 warm = load(url, key, min(4, args.concurrency), 1, 2.0)  # not measured
                 answered += warm.pop("answered_ids")
                 victim = None
+                gateways = gateway_processes(pid) or [pid]  # one process: serve itself
                 if args.kill_one and count > 1:
-                    victim = gateway_processes(pid)[0]
-                level = load(url, key, args.concurrency, args.clients, args.duration, victim)
+                    victim = gateways[0]
+                components: Components = {
+                    "gateway": fixed(gateways),
+                    "stub": fixed([stub_pid]),
+                    "postgres": lambda: named_pids("postgres"),
+                    "redis": lambda: named_pids("redis-server"),
+                }
+                level = load(
+                    url, key, args.concurrency, args.clients, args.duration, victim, components
+                )
                 answered += level.pop("answered_ids")
                 level["processes"] = count
                 level["killed_pid"] = victim
                 levels.append(level)
+                cpu = ", ".join(f"{k} {v:.2f}" for k, v in level["cpu_ms_per_request"].items())
                 print(
                     f"{count} process(es): {level['requests_per_s']:.0f} req/s, "
                     f"p50 {level['latency_s']['p50'] * 1000:.0f} ms, errors {level['errors']}"
-                    + (f", killed {victim}" if victim else ""),
+                    + (f", killed {victim}" if victim else "")
+                    + f"; CPU ms per request: {cpu}",
                     file=sys.stderr,
                 )
         audit = audit_check(env, answered, db_url)

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Optional Redis for shared limits and caches (in-process when unset)."""
 
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    """PostgreSQL connections a gateway process keeps open (and as many more it may open
+    for a burst, closed after it). Too few and a busy gateway opens and closes connections
+    all the time; keep ``processes x 2 x this`` under the server's ``max_connections``."""
+
     # Intake: limits for the child process that parses untrusted GGUF headers.
     probe_timeout_s: float = 60.0
     probe_memory_mb: int = 2048

@@ -120,4 +120,25 @@ def test_measurement_files_are_checked() -> None:
         ]
     }
     assert best_requests_per_s(gateway, "g.json") == 170.0  # the fewest processes, per process
+
+
+def test_gateway_rate_is_per_core_when_the_bench_measured_cpu() -> None:
+    gateway = {
+        "levels": [
+            {
+                "processes": 1,
+                "completed": 9,
+                "requests_per_s": 170.0,
+                "requests_per_gateway_cpu_s": 285.0,
+            },
+            {
+                "processes": 2,
+                "completed": 9,
+                "requests_per_s": 300.0,
+                "requests_per_gateway_cpu_s": 250.0,
+            },
+        ]
+    }
+    # a process that shared its cores with the load made 170/s; with a core of its own, 285/s
+    assert best_requests_per_s(gateway, "g.json") == 285.0
     assert audit_appends_per_s({"per_second": 1232}, "a.json") == 1232.0

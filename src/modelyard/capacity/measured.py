@@ -65,14 +65,22 @@ def engine_bench(data: Any, origin: str) -> EngineBench:
 
 
 def best_requests_per_s(data: Any, origin: str) -> float:
-    """Requests per second of one gateway process: from ``bench/gateway_bench.py --json``, the
-    level with the fewest processes, divided by them; from a plain ``modelyard bench --json``
-    sweep against one process, its best level."""
+    """Requests per second of one gateway process with a core of its own.
+
+    From ``bench/gateway_bench.py --json``, the level with the fewest processes: its requests
+    per CPU-second of the gateway processes (``requests_per_gateway_cpu_s``), which does not
+    depend on what else shared the benchmark machine's cores; from an older file without
+    it, that level's requests per second divided by its processes. From a plain
+    ``modelyard bench --json`` sweep against one process, its best level."""
     try:
         levels = [lv for lv in data["levels"] if lv["completed"] > 0]
         if levels and "processes" in levels[0]:
             fewest = min(levels, key=lambda lv: int(lv["processes"]))
-            rates = [float(fewest["requests_per_s"]) / int(fewest["processes"])]
+            per_core = fewest.get("requests_per_gateway_cpu_s")
+            if per_core is not None:
+                rates = [float(per_core)]
+            else:
+                rates = [float(fewest["requests_per_s"]) / int(fewest["processes"])]
         else:
             rates = [float(lv["requests_per_s"]) for lv in levels]
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:

@@ -11,8 +11,9 @@ The level with the highest r(c) that meets the TTFT objective (if one is given) 
 throughput alone (``r = 1 / (P / prefill + O / decode)``), which ignores batching and so
 over-provisions.
 
-Gateway processes: ``ceil(rps / (g x headroom))`` with g the measured requests per second
-of one gateway process in front of a fast engine. The audit log is one chain in one
+Gateway processes: ``ceil(rps / (g x headroom))``, one core each, with g the measured
+requests per second of one gateway process with a core of its own, in front of a fast
+engine (:func:`~modelyard.capacity.measured.best_requests_per_s`). The audit log is one chain in one
 database, shared by all gateway processes: each request appends ``appends_per_request``
 records, and the plan is infeasible when that exceeds the measured ceiling x headroom.
 """

@@ -33,7 +33,10 @@ def capacity_command(
         None, "--engine-bench", help="`modelyard bench --json` against one engine replica."
     ),
     gateway_bench_file: Path | None = typer.Option(
-        None, "--gateway-bench", help="`modelyard bench --json` against one gateway process."
+        None,
+        "--gateway-bench",
+        help="`bench/gateway_bench.py --json` (planned per core), or `modelyard bench --json` "
+        "against one gateway process.",
     ),
     audit_bench_file: Path | None = typer.Option(
         None, "--audit-bench", help="`bench/audit_bench.py --json` on the production database."

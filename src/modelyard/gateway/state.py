@@ -83,7 +83,7 @@ class Gateway:
     @classmethod
     def open(cls, settings: Settings) -> Gateway:
         settings.ensure_home()
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
         registry = Registry(db, open_blob_store(settings), settings)
         workers = ProviderRouter(
             pool_from_settings(settings, registry.blobs), RemoteProvider.from_settings(settings, db)

@@ -68,12 +68,14 @@ def _ping_when_idle(engine: Engine) -> None:
     event.listen(engine, "checkout", checked_out)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine for ``url``. PostgreSQL: a pool of ``pool_size`` kept connections, and as
+    many again opened for a burst and closed when it ends."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     _ping_when_idle(engine)
     return engine
 
@@ -81,11 +83,11 @@ def make_engine(url: str) -> Engine:
 class Database:
     """An open database: an engine, a session factory, and the schema at its newest revision."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True, pool_size: int = 5) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size)
         try:
             if run_migrations:
                 migrate(self.engine)
