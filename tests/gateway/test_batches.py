@@ -531,3 +531,99 @@ def test_in_idle_mode_lines_run_on_the_batch_workers(env: Env) -> None:
     assert reply.status_code == 200
     assert sorted(p.split()[-1] for p in batch_engines.prompts) == ["w0", "w1", "w2"]
     assert [p.split()[-1] for p in env.engines.prompts] == ["now"]
+
+
+def _erase(env: Env, subject: str) -> Any:
+    from modelyard.audit.erasure import erase_subject
+    from modelyard.audit.log import AuditLog
+
+    log = AuditLog(env.gw.db, env.gw.settings)
+    try:
+        return erase_subject(log, subject, actor="tests", reason="ticket 7")
+    finally:
+        log.close(checkpoint=False)
+
+
+def test_erasing_a_subject_removes_their_batch_requests_and_answers(env: Env) -> None:
+    lines = [
+        chat_line("c1", "say carolsecret1", user="carol"),
+        chat_line("a1", "say alicework"),  # no user: alice's key is the subject
+        chat_line("c2", "say carolsecret2", user="carol"),
+        chat_line("d1", "say davework", user="dave"),
+    ]
+    uploaded = env.upload(lines).json()
+    done = env.wait(env.create(uploaded["id"]).json()["id"])
+    assert done["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
+    assert done["error_file_id"] is None
+
+    erasure = _erase(env, "carol")
+
+    assert erasure.batch.lines == 2
+    batch = env.client.get(f"/v1/batches/{done['id']}", headers=env.headers()).json()
+    assert batch["request_counts"] == {"total": 4, "completed": 2, "failed": 2}
+    assert batch["output_file_id"] == done["output_file_id"] and batch["error_file_id"]
+    assert set(erasure.batch.files) == {uploaded["id"], done["output_file_id"]} | {
+        batch["error_file_id"]
+    }
+    rows = env.output(done["output_file_id"])
+    assert [r["custom_id"] for r in rows] == ["c1", "a1", "c2", "d1"]  # input order kept
+    for row in (rows[0], rows[2]):
+        assert row["response"] is None and row["error"]["code"] == "subject_erased"
+    assert rows[1]["response"]["body"]["choices"][0]["message"]["content"] == "echo alicework"
+    assert rows[3]["response"]["body"]["choices"][0]["message"]["content"] == "echo davework"
+    assert [r["custom_id"] for r in env.output(batch["error_file_id"])] == ["c1", "c2"]
+    content = env.client.get(f"/v1/files/{uploaded['id']}/content", headers=env.headers())
+    assert [json.loads(x)["custom_id"] for x in content.text.splitlines()] == ["a1", "d1"]
+    described = env.client.get(f"/v1/files/{uploaded['id']}", headers=env.headers()).json()
+    assert described["bytes"] == len(content.content)
+    for file_id in erasure.batch.files:
+        text = env.client.get(f"/v1/files/{file_id}/content", headers=env.headers()).text
+        assert "carolsecret" not in text
+    (event,) = [
+        r
+        for r in iter_records(env.gw.db, Filter(kind="event"))
+        if r["details"].get("event") == "audit.erase"
+    ]
+    assert event["details"]["batch_lines"] == 2 and event["details"]["batch_files"] == 3
+
+    # the key's own subject: lines that name no user
+    assert _erase(env, "alice").batch.lines == 1
+    rows = env.output(done["output_file_id"])
+    assert [r["error"]["code"] if r["error"] else "ok" for r in rows] == [
+        "subject_erased",
+        "subject_erased",
+        "subject_erased",
+        "ok",
+    ]
+
+
+def test_a_subject_s_lines_not_yet_run_never_run_after_erasure(env: Env) -> None:
+    # carol has audit records (an interactive request) before her batch lines run
+    reply = env.client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "say hi"}],
+            "user": "carol",
+        },
+        headers=env.headers(),
+    )
+    assert reply.status_code == 200, reply.text
+    app = env.client.app
+    portal = env.client.portal
+    assert portal is not None
+    portal.call(app.state.batch_runner.stop)
+    lines = [chat_line("c1", "say carolpending", user="carol"), chat_line("a1", "say other")]
+    batch = env.create(env.upload(lines).json()["id"]).json()
+    assert _erase(env, "carol").batch.lines == 1
+    env.engines.prompts.clear()
+    runner = BatchRunner(app, env.gw, clock=env.gw.clock)
+    portal.call(runner.start)
+    try:
+        done = env.wait(batch["id"])
+    finally:
+        portal.call(runner.stop)
+    assert [p.split()[-1] for p in env.engines.prompts] == ["other"]
+    assert done["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    rows = env.output(done["output_file_id"])
+    assert rows[0]["error"]["code"] == "subject_erased" and rows[1]["error"] is None

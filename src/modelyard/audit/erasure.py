@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from modelyard.audit.identities import KEY_TARGET, SEALED, pseudonym
 from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.audit.secrets import subject_digest
+from modelyard.batch.erasure import BatchErasure, erase_batch_data
 from modelyard.catalog.audit_events import audited
 from modelyard.errors import NotFound, Unavailable
 from modelyard.store.audit_tables import AuditRecordRow, AuditSubjectKeyRow
@@ -44,6 +45,8 @@ class Erasure:
     in_clear: list[int] = field(default_factory=list)
     """Records that still carry the subject's identifier in clear: written before identifiers
     were sealed, or naming it in free text (a ``reason``). The chain covers them as they are."""
+    batch: BatchErasure = field(default_factory=BatchErasure)
+    """The subject's batch requests and answers removed (:mod:`modelyard.batch.erasure`)."""
 
     @property
     def count(self) -> int:
@@ -56,6 +59,7 @@ class Erasure:
             "count": self.count,
             "records": self.records,
             "in_clear": self.in_clear,
+            "batch": self.batch.to_json(),
         }
 
 
@@ -73,6 +77,7 @@ def erase_subject(log: AuditLog, subject: str, *, actor: str, reason: str | None
                 )
             subject_id = row.id
             records, legacy = _scan(session, subject, subject_id)
+            batch = erase_batch_data(session, subject)
             session.execute(
                 delete(AuditSubjectKeyRow).where(AuditSubjectKeyRow.subject_digest == digest)
             )
@@ -87,6 +92,8 @@ def erase_subject(log: AuditLog, subject: str, *, actor: str, reason: str | None
                         "records": sum(len(s) for s in records.values()),
                         "per_kind": {kind: len(seqs) for kind, seqs in records.items()},
                         "in_clear": len(legacy),
+                        "batch_lines": batch.lines,
+                        "batch_files": len(batch.files),
                         **({"reason": reason.strip()[:500]} if reason and reason.strip() else {}),
                     },
                 ),
@@ -94,7 +101,7 @@ def erase_subject(log: AuditLog, subject: str, *, actor: str, reason: str | None
     except SQLAlchemyError as exc:
         raise Unavailable(f"the audit log cannot be written: {type(exc).__name__}") from exc
     _drop_cached_answers(log, digest)
-    return Erasure(subject_id, records, appended.seq, legacy)
+    return Erasure(subject_id, records, appended.seq, legacy, batch)
 
 
 def _drop_cached_answers(log: AuditLog, digest: str) -> None:

@@ -32,7 +32,11 @@ WINDOWS = {"24h": timedelta(hours=24)}
 ACTIVE = ("in_progress", "cancelling")
 """Statuses a runner works on."""
 TERMINAL = ("failed", "completed", "expired", "cancelled")
+ERASED = "erased"
+"""A line whose request and answer were erased at its data subject's request
+(:mod:`modelyard.batch.erasure`)."""
 LINE_ERRORS = {
+    ERASED: ("subject_erased", "this request's data was erased at its data subject's request"),
     "cancelled": ("batch_cancelled", "the batch was cancelled before this request ran"),
     "expired": (
         "batch_expired",

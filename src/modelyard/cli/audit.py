@@ -240,6 +240,11 @@ def erase_command(
         f"erased subject {erasure.subject_id}: {erasure.count} records unreadable "
         f"(event {erasure.event_seq})"
     )
+    if erasure.batch.lines:
+        stderr().print(
+            f"batch data: {erasure.batch.lines} batch requests and their answers removed; "
+            f"files written again without them: {', '.join(erasure.batch.files) or 'none'}"
+        )
     if erasure.in_clear:
         stderr().print(
             f"warning: {len(erasure.in_clear)} records still name the subject in clear "
