@@ -90,6 +90,10 @@ def test_audit_commands(tmp_path: Path) -> None:
             "prompt_tokens": 33,
             "completion_tokens": 15,
             "total_tokens": 48,
+            "cache_hits": 0,
+            "cache_hit_tokens": 0,
+            "cache_hit_charged_tokens": 0,
+            "charged_tokens": 48,
         }
     ]
     _cli(home, "audit", "erase", "erin", "--yes")

@@ -48,9 +48,9 @@ def test_usage_and_chargeback_from_audit_records(audit_db: Database, settings: S
     since, until = now - timedelta(hours=1), now + timedelta(minutes=1)
     source = AuditUsage(audit_db)
     by_team = {row.group: row for row in source.usage(since, until, "team")}
-    assert by_team["legal"] == UsageRow("legal", 2, 2000, 500)
-    assert by_team["sales"] == UsageRow("sales", 1, 500, 500)
-    assert by_team[None] == UsageRow(None, 1, 100, 0)
+    assert by_team["legal"] == UsageRow("legal", 2, 2000, 500, 0, 2500)
+    assert by_team["sales"] == UsageRow("sales", 1, 500, 500, 0, 1000)
+    assert by_team[None] == UsageRow(None, 1, 100, 0, 0, 100)
     by_key = {row.group: row.requests for row in source.usage(since, until, "key")}
     assert by_key == {"alice": 2, "bob": 1, "carol": 1}  # the event record is not usage
     assert source.usage(now - timedelta(days=3), now - timedelta(days=2), "team") == []
@@ -75,10 +75,11 @@ def test_throughput_from_served_traffic(audit_db: Database, settings: Settings) 
 
     log = AuditLog(audit_db, settings)
     try:
-        for prompt, completion, latency_ms, status in (
-            (900, 100, 2000, 200),
-            (400, 100, 3000, 200),
-            (5000, 0, 10, 500),  # failed: not counted
+        for prompt, completion, latency_ms, status, cache in (
+            (900, 100, 2000, 200, None),
+            (400, 100, 3000, 200, "miss"),
+            (5000, 0, 10, 500, None),  # failed: not counted
+            (900, 100, 7, 200, "hit"),  # answered from the cache: not the engine's speed
         ):
             log.append(
                 AuditEntry(
@@ -89,6 +90,7 @@ def test_throughput_from_served_traffic(audit_db: Database, settings: Settings) 
                     latency_ms=latency_ms,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
+                    details={"cache": cache} if cache else {},
                 )
             )
     finally:
@@ -100,3 +102,50 @@ def test_throughput_from_served_traffic(audit_db: Database, settings: Settings) 
     assert "2 requests of gemma3-270m@1" in measured.source
     with pytest.raises(InvalidInput, match="no served requests of other@1"):
         served_throughput(audit_db, "other@1", since, until)
+
+
+def test_cache_hits_are_usage_but_priced_at_what_they_were_charged(
+    audit_db: Database, settings: Settings
+) -> None:
+    log = AuditLog(audit_db, settings)
+    try:
+        for team, prompt, completion, details in (
+            ("legal", 900, 100, {"cache": "miss"}),
+            ("legal", 900, 100, {"cache": "hit", "charged_tokens": 100}),
+            ("legal", 900, 100, {"cache": "hit", "charged_tokens": 100}),
+            ("sales", 900, 100, {}),  # cache off for the key
+        ):
+            log.append(
+                AuditEntry(
+                    actor="alice",
+                    team=team,
+                    target="gemma3-270m@1",
+                    status=200,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    details=details,
+                )
+            )
+    finally:
+        log.close(checkpoint=False)
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(minutes=1)
+    from modelyard.audit.usage import usage_by
+
+    legal = {u.group: u for u in usage_by(audit_db, since, until, "team")}["legal"]
+    assert (legal.requests, legal.total_tokens, legal.cache_hits) == (3, 3000, 2)
+    assert (legal.cache_hit_tokens, legal.cache_hit_charged_tokens) == (2000, 200)
+    assert legal.charged_tokens == 1200 and legal.to_json()["charged_tokens"] == 1200
+    rows = AuditUsage(audit_db).usage(since, until, "team")
+    report = chargeback(
+        rows,
+        by="team",
+        since=since,
+        until=until,
+        hourly_cost=1.0,
+        capacity_tokens_per_hour=1_000_000,
+    )
+    lines = {x.name: x for x in report.lines}
+    assert lines["legal"].tokens == 3000 and lines["legal"].charged_tokens == 1200
+    assert lines["legal"].cache_hits == 2
+    assert lines["legal"].cost == pytest.approx(lines["sales"].cost * 1.2)  # 1,200 vs 1,000

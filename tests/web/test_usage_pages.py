@@ -214,3 +214,42 @@ def test_day_buckets_and_series() -> None:
     assert len(names) == 6 and names[-1] == OTHERS
     with pytest.raises(InvalidInput):
         UsageFilter(date(2025, 1, 2), date(2025, 1, 1))
+
+
+def test_a_cache_hit_is_priced_at_what_it_was_charged(
+    viewer_client: ConsoleClient, console_app: FastAPI
+) -> None:
+    gateway: Gateway = console_app.state.gateway
+    log = AuditLog(gateway.db, gateway.settings)
+    try:
+        hit = {"cache": "hit", "charged_tokens": 100_000}
+        for team, details in (("ops", {}), ("research", hit)):
+            log.append(
+                AuditEntry(
+                    kind="request",
+                    actor="ci",
+                    team=team,
+                    route="chat",
+                    target="gemma3-270m@1",
+                    status=200,
+                    prompt_tokens=900_000,
+                    completion_tokens=100_000,
+                    details=details,
+                )
+            )
+    finally:
+        log.close(checkpoint=False)
+    day = str(next(iter_records(gateway.db, Filter(kind="request", limit=1)))["at"])[:10]
+    _profile(console_app)
+    page = viewer_client.get(
+        "/console/usage", params={**_period(day), "tokens_per_second": "40", "api_model": "gpt-4o"}
+    )
+    assert page.status_code == 200
+    teams = _section(page.text, "usage-teams")
+    costs = {}
+    for name in ("ops", "research"):
+        row = teams.split(f'<th scope="row">{name}</th>', 1)[1].split("</tr>", 1)[0]
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+        assert cells[3] == "1,000,000"  # both served a million tokens
+        costs[name] = float(cells[4].replace(",", ""))
+    assert costs["ops"] > 0 and costs["research"] == pytest.approx(costs["ops"] / 10, rel=0.05)

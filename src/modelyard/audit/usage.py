@@ -3,7 +3,13 @@
 Only completion records (``kind == "request"``) carry tokens; the ``request.accepted``
 record written before each answer is not counted, so a request counts once. Keys are
 stored as pseudonyms (:mod:`modelyard.audit.identities`) and shown by name while their
-subject key exists; an erased key's usage stays in the totals under ``[erased]``."""
+subject key exists; an erased key's usage stays in the totals under ``[erased]``.
+
+Response-cache hits (``details.cache == "hit"``) are counted as served (their tokens are in
+the prompt and completion totals, as the client was billed them) and apart: how many, their
+tokens, and the tokens they were charged against budgets (``details.charged_tokens``,
+``MODELYARD_CACHE_HIT_TOKEN_RATE`` of them), which is what chargeback prices, since the
+engine did not run for them."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from modelyard.audit.canonical import iso
@@ -29,13 +35,43 @@ class Usage:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cache_hits: int = 0
+    """Requests answered from the response cache (counted in ``requests`` too)."""
+    cache_hit_tokens: int = 0
+    """Their prompt and completion tokens (counted in the totals too)."""
+    cache_hit_charged_tokens: int = 0
+    """What they counted against budgets."""
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def charged_tokens(self) -> int:
+        """Tokens the engine served plus what cache hits were charged: what budgets saw."""
+        return self.total_tokens - self.cache_hit_tokens + self.cache_hit_charged_tokens
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
+        return {
+            **asdict(self),
+            "total_tokens": self.total_tokens,
+            "charged_tokens": self.charged_tokens,
+        }
+
+
+def is_cache_hit() -> Any:
+    """The SQL condition: a request record answered from the response cache."""
+    return func.coalesce(AuditRecordRow.details["cache"].as_string(), "") == "hit"
+
+
+def charged_tokens() -> Any:
+    """The SQL value: a request record's tokens as budgets counted them (a cache hit's
+    ``details.charged_tokens``, else its prompt and completion tokens)."""
+    tokens = func.coalesce(AuditRecordRow.prompt_tokens, 0) + func.coalesce(
+        AuditRecordRow.completion_tokens, 0
+    )
+    charged = func.coalesce(AuditRecordRow.details["charged_tokens"].as_integer(), tokens)
+    return case((is_cache_hit(), charged), else_=tokens)
 
 
 def usage_by(
@@ -54,12 +90,20 @@ def usage_by(
     if by not in columns:
         raise InvalidInput(f"cannot group usage by {by!r} (use team, key or model)")
     group = columns[by]
+    hit = is_cache_hit()
+    tokens = func.coalesce(AuditRecordRow.prompt_tokens, 0) + func.coalesce(
+        AuditRecordRow.completion_tokens, 0
+    )
+    charged = func.coalesce(AuditRecordRow.details["charged_tokens"].as_integer(), tokens)
     query = (
         select(
             group,
             func.count(),
             func.coalesce(func.sum(AuditRecordRow.prompt_tokens), 0),
             func.coalesce(func.sum(AuditRecordRow.completion_tokens), 0),
+            func.coalesce(func.sum(case((hit, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((hit, tokens), else_=0)), 0),
+            func.coalesce(func.sum(case((hit, charged), else_=0)), 0),
         )
         .where(AuditRecordRow.kind == "request")
         .group_by(group)
@@ -71,8 +115,7 @@ def usage_by(
         query = query.where(AuditRecordRow.at < iso(until))
     with Session(db.engine) as session:
         rows = [
-            Usage(name, int(count), int(prompt), int(completion))
-            for name, count, prompt, completion in session.execute(query)
+            Usage(name, *(int(n) for n in numbers)) for name, *numbers in session.execute(query)
         ]
         if by != "key":
             return rows
@@ -87,6 +130,9 @@ def usage_by(
                 seen.requests + u.requests,
                 seen.prompt_tokens + u.prompt_tokens,
                 seen.completion_tokens + u.completion_tokens,
+                seen.cache_hits + u.cache_hits,
+                seen.cache_hit_tokens + u.cache_hit_tokens,
+                seen.cache_hit_charged_tokens + u.cache_hit_charged_tokens,
             )
         merged[name] = replace(u, group=name)
     return sorted(merged.values(), key=lambda u: (u.group is None, u.group or ""))

@@ -172,10 +172,16 @@ def usage_command(
     if as_json:
         print_json([u.to_json() for u in rows])
         return
+    hits = any(u.cache_hits for u in rows)
     print_table(
         None,
-        [by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"],
-        [[u.group, u.requests, u.prompt_tokens, u.completion_tokens, u.total_tokens] for u in rows],
+        [by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"]
+        + (["CACHE HITS", "CHARGED"] if hits else []),
+        [
+            [u.group, u.requests, u.prompt_tokens, u.completion_tokens, u.total_tokens]
+            + ([u.cache_hits, u.charged_tokens] if hits else [])
+            for u in rows
+        ],
     )
 
 

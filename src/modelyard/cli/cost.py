@@ -342,19 +342,28 @@ def report_command(
         print_json(report.to_json())
         return
     cur = report.currency
+    hits = any(x.cache_hits for x in report.lines)  # then: what hits were priced at, apart
     print_table(
         f"Chargeback by {group}, {start:%Y-%m-%d} to {end:%Y-%m-%d}: {report.period_cost:,.2f} "
         f"{cur} ({report.rate_per_1m:,.4f} {cur}/1M tokens at full use)",
-        [group.upper(), "REQUESTS", "PROMPT", "COMPLETION", "COST", "SHARE"],
+        [group.upper(), "REQUESTS", "PROMPT", "COMPLETION"]
+        + (["CACHE HITS", "PRICED TOKENS"] if hits else [])
+        + ["COST", "SHARE"],
         [
             [
                 x.name,
                 f"{x.requests:,}",
                 f"{x.prompt_tokens:,}",
                 f"{x.completion_tokens:,}",
+                *([f"{x.cache_hits:,}", f"{x.charged_tokens:,}"] if hits else []),
                 f"{x.cost:,.2f} {cur}",
                 f"{x.share:.1%}",
             ]
             for x in [*report.lines, report.idle]
         ],
     )
+    if hits:
+        stderr().print(
+            "cache hits are priced at the tokens they were charged "
+            "(MODELYARD_CACHE_HIT_TOKEN_RATE), not at their full tokens"
+        )

@@ -21,4 +21,14 @@ class AuditUsage:
             rows = usage_by(self._db, since, until, by)
         except SQLAlchemyError as exc:
             raise StoreFault(f"cannot read usage from the audit log: {exc}") from exc
-        return [UsageRow(u.group, u.requests, u.prompt_tokens, u.completion_tokens) for u in rows]
+        return [
+            UsageRow(
+                u.group,
+                u.requests,
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.cache_hits,
+                u.charged_tokens,
+            )
+            for u in rows
+        ]

@@ -3,6 +3,10 @@
 The machine costs the same whether it is busy or idle. Each group pays for its tokens at
 the rate of a fully used machine (hourly cost / tokens per hour at 100%); what nobody used
 is shown as its own "idle capacity" line, so the lines add up to the period's cost.
+
+A response-cache hit did not use the engine: it is priced at the tokens it was charged
+against budgets (``MODELYARD_CACHE_HIT_TOKEN_RATE`` of its tokens), not at its full tokens,
+which the lines still show as served.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ class UsageRow:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cache_hits: int = 0
+    """Requests answered from the response cache (counted in ``requests`` too)."""
+    charged_tokens: int | None = None
+    """Tokens priced: the engine's plus what cache hits were charged; None: all the tokens."""
+
+    @property
+    def priced_tokens(self) -> int:
+        if self.charged_tokens is None:
+            return self.prompt_tokens + self.completion_tokens
+        return self.charged_tokens
 
 
 class UsageSource(Protocol):
@@ -71,6 +85,9 @@ class ChargeLine:
     completion_tokens: int
     cost: float
     share: float
+    cache_hits: int = 0
+    charged_tokens: int = 0
+    """The tokens the cost is for (cache hits at their charged share)."""
 
     @property
     def tokens(self) -> int:
@@ -117,29 +134,27 @@ def chargeback(
     rate = period_cost / capacity
     groups: dict[str, list[int]] = {}
     for row in rows:
-        acc = groups.setdefault(row.group or UNASSIGNED, [0, 0, 0])
+        acc = groups.setdefault(row.group or UNASSIGNED, [0, 0, 0, 0, 0])
         acc[0] += row.requests
         acc[1] += row.prompt_tokens
         acc[2] += row.completion_tokens
-    used = sum(a[1] + a[2] for a in groups.values())
+        acc[3] += row.cache_hits
+        acc[4] += row.priced_tokens
+    used = sum(a[4] for a in groups.values())
     over = used > capacity
     # Over capacity (more than one machine's worth): share the period's cost by tokens.
     unit = period_cost / used if over and used else rate
+    total = period_cost or 1.0
     lines = tuple(
         sorted(
             (
-                ChargeLine(name, a[0], a[1], a[2], (a[1] + a[2]) * unit, 0.0)
+                ChargeLine(name, a[0], a[1], a[2], a[4] * unit, a[4] * unit / total, a[3], a[4])
                 for name, a in groups.items()
             ),
             key=lambda line: (-line.cost, line.name),
         )
     )
     idle_cost = max(0.0, period_cost - sum(line.cost for line in lines))
-    total = period_cost or 1.0
-    lines = tuple(
-        ChargeLine(x.name, x.requests, x.prompt_tokens, x.completion_tokens, x.cost, x.cost / total)
-        for x in lines
-    )
     idle = ChargeLine(IDLE, 0, 0, 0, idle_cost, idle_cost / total)
     return Chargeback(
         by, since, until, currency, period_cost, capacity, rate * 1e6, lines, idle, over

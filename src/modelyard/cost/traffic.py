@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from modelyard.audit.canonical import iso
+from modelyard.audit.usage import is_cache_hit
 from modelyard.cost.compare import Throughput
 from modelyard.errors import InvalidInput, StoreFault
 from modelyard.store.audit_tables import AuditRecordRow
@@ -20,6 +21,7 @@ def served_throughput(db: Database, target: str, since: datetime, until: datetim
 
     Requests that overlapped are counted at their own duration each, so this is the speed
     one stream saw; multiply by concurrent streams (``--streams``) for a machine's capacity.
+    Response-cache hits are left out: the engine did not produce their tokens.
     """
     query = select(
         func.count(),
@@ -31,6 +33,7 @@ def served_throughput(db: Database, target: str, since: datetime, until: datetim
         AuditRecordRow.target == target,
         AuditRecordRow.status == 200,
         AuditRecordRow.latency_ms.is_not(None),
+        ~is_cache_hit(),
         AuditRecordRow.at >= iso(since),
         AuditRecordRow.at < iso(until),
     )

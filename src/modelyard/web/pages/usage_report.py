@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.advisor.knowledge import load_knowledge_base
 from modelyard.audit.canonical import iso
+from modelyard.audit.usage import charged_tokens
 from modelyard.config import Settings
 from modelyard.cost.chargeback import Chargeback, UsageRow, chargeback
 from modelyard.cost.compare import Comparison, compare
@@ -102,10 +103,17 @@ class DayUsage:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    priced_tokens: int | None = None
+    """What the cost is for: the engine's tokens plus what response-cache hits were charged
+    (``audit.usage``); None: all the tokens."""
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def priced(self) -> int:
+        return self.tokens if self.priced_tokens is None else self.priced_tokens
 
 
 def daily_usage(db: Database, where: UsageFilter) -> list[DayUsage]:
@@ -119,6 +127,7 @@ def daily_usage(db: Database, where: UsageFilter) -> list[DayUsage]:
             func.count(),
             func.coalesce(func.sum(AuditRecordRow.prompt_tokens), 0),
             func.coalesce(func.sum(AuditRecordRow.completion_tokens), 0),
+            func.coalesce(func.sum(charged_tokens()), 0),
         )
         .where(
             AuditRecordRow.kind == "request",
@@ -139,8 +148,8 @@ def daily_usage(db: Database, where: UsageFilter) -> list[DayUsage]:
     try:
         with Session(db.engine) as session:
             return [
-                DayUsage(str(d), t, m, int(n), int(p), int(c))
-                for d, t, m, n, p, c in session.execute(query)
+                DayUsage(str(d), t, m, int(n), int(p), int(c), int(priced))
+                for d, t, m, n, p, c, priced in session.execute(query)
             ]
     except SQLAlchemyError as exc:
         raise StoreFault(f"cannot read usage from the audit log: {exc}") from exc
@@ -152,6 +161,8 @@ class Totals:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    priced_tokens: int = 0
+    """What the cost is for (:attr:`DayUsage.priced_tokens`)."""
 
     @property
     def tokens(self) -> int:
@@ -163,6 +174,7 @@ class Totals:
             self.requests + row.requests,
             self.prompt_tokens + row.prompt_tokens,
             self.completion_tokens + row.completion_tokens,
+            self.priced_tokens + row.priced,
         )
 
 
@@ -289,7 +301,11 @@ class CostView:
 def _rows(totals: list[Totals]) -> list[UsageRow]:
     return [
         UsageRow(
-            None if t.name == NONE else t.name, t.requests, t.prompt_tokens, t.completion_tokens
+            None if t.name == NONE else t.name,
+            t.requests,
+            t.prompt_tokens,
+            t.completion_tokens,
+            charged_tokens=t.priced_tokens,
         )
         for t in totals
     ]
@@ -325,7 +341,7 @@ def price_usage(settings: Settings, summary: UsageSummary, inputs: CostInputs) -
         )
 
     teams, models = charge(summary.teams), charge(summary.models)
-    used = summary.total.tokens
+    used = summary.total.priced_tokens
     unit = sum(line.cost for line in teams.lines) / used if used else teams.rate_per_1m / 1e6
     api_cost = (
         summary.total.prompt_tokens * price.input_per_1m
@@ -418,7 +434,7 @@ def usage_csv(summary: UsageSummary, cost: CostView | None) -> Iterator[str]:
                 row.prompt_tokens,
                 row.completion_tokens,
                 row.tokens,
-                f"{cost.cost_of(row.tokens):.6f}" if cost else "",
+                f"{cost.cost_of(row.priced):.6f}" if cost else "",
                 cost.currency if cost else "",
             ]
         )
