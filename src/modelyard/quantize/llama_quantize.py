@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelyard.errors import EngineFault
 from modelyard.quantize.levels import ftype_of
+from modelyard.store.disk_space import free_bytes
 from modelyard.tune.native_log import captured_stderr
 
 
@@ -35,6 +36,9 @@ def quantize_file(
         )
     if status != 0 or not target.is_file() or target.stat().st_size == 0:
         detail = f": {log.tail()}" if log.tail() else ""
+        free = free_bytes(target.parent)
+        if free < source.stat().st_size:  # llama.cpp's own message may not say so
+            detail += f" (the disk holding {target.parent} is nearly full: {free:,} bytes free)"
         raise EngineFault(
             f"llama.cpp could not quantize {source.name} to {level} (status {status}){detail}"
         )

@@ -19,8 +19,9 @@ from modelyard.catalog.registry import Registry
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput
 from modelyard.intake.importer import execute_import, plan_import
-from modelyard.quantize.levels import is_quantized, normalise_level
+from modelyard.quantize.levels import bits_per_weight, is_quantized, normalise_level
 from modelyard.quantize.llama_quantize import quantize_file
+from modelyard.store.disk_space import require_free
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ def check_source(source: ModelVersion, level: str, allow_requantize: bool) -> No
         )
 
 
+def current_level(source: ModelVersion) -> str | None:
+    value = source.metadata.get("quantization")
+    return str(value) if value else None
+
+
+def expected_size(size_bytes: int, *, current_level: str | None, level: str) -> int:
+    """About how large ``level``'s file will be, from the source's size and precision (the
+    source's size when its precision is unknown)."""
+    now, then = bits_per_weight(current_level), bits_per_weight(level)
+    return int(size_bytes * then / now) if now and then else size_bytes
+
+
 def quantize_version(
     request: QuantizeRequest,
     registry: Registry,
@@ -69,6 +82,9 @@ def quantize_version(
     source_path = registry.blobs.path_for(source.files[0].sha256)
     work = settings.home / "tmp"
     work.mkdir(parents=True, exist_ok=True)
+    # The output, then its copy into the store (the same disk, usually): twice its size.
+    expected = expected_size(source.size_bytes, current_level=current_level(source), level=level)
+    require_free(work, 2 * expected, f"quantizing {source.ref} to {level}")
     fd, tmp_name = tempfile.mkstemp(prefix=f"quantize-{level.lower()}-", suffix=".gguf", dir=work)
     os.close(fd)
     target = Path(tmp_name)

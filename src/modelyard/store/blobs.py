@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from modelyard.atomic_write import fsync_dir
+from modelyard.store.disk_space import full_disk_said_plainly, require_free
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
@@ -39,6 +40,15 @@ class ByteSource(Protocol):
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just copied, once per chunk."""
+
+
+def _size_of(source: ByteSource) -> int:
+    """Bytes left to read in an open file from its position (0 when it is not a file)."""
+    try:
+        fileno = source.fileno()  # type: ignore[attr-defined]
+        return max(0, os.fstat(fileno).st_size - os.lseek(fileno, 0, os.SEEK_CUR))
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,8 @@ class BlobStore:
         ``expected_sha256`` is given and does not match; nothing is left behind then.
         """
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        sources = list(sources)
+        require_free(self.tmp_dir, sum(_size_of(s) for s in sources), "the copy into the store")
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(
@@ -92,7 +104,10 @@ class BlobStore:
         )
         tmp_path = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with (
+                full_disk_said_plainly(self.tmp_dir, "a copy into the store"),
+                os.fdopen(fd, "wb") as out,
+            ):
                 for source in sources:
                     while chunk := source.read(CHUNK_SIZE):
                         out.write(chunk)

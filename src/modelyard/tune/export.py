@@ -14,6 +14,7 @@ The file is written to a temporary path, fsynced, and renamed into place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from modelyard.atomic_write import temp_path
+from modelyard.store.disk_space import full_disk_said_plainly, require_free
 from modelyard.tune.base_model import TensorLink
 from modelyard.tune.gguf_file import GGUFFile
 
@@ -58,7 +60,11 @@ def write_merged_gguf(
 ) -> Path:
     import gguf
 
-    with temp_path(target) as partial:
+    require_free(target.parent, merged_size(base), f"the merged model {target.name}")
+    with (
+        full_disk_said_plainly(target.parent, f"the merged model {target.name}"),
+        temp_path(target) as partial,
+    ):
         writer = gguf.GGUFWriter(str(partial), base.architecture)
         try:
             _write_tensors(writer, base, deltas, progress)
@@ -67,6 +73,11 @@ def write_merged_gguf(
     if progress is not None:
         progress(len(base.tensors) * 2, len(base.tensors) * 2)
     return target
+
+
+def merged_size(base: GGUFFile) -> int:
+    """Bytes of the merged file's tensors: matrices in F16, vectors in F32."""
+    return sum(math.prod(info.shape) * (2 if len(info.shape) >= 2 else 4) for info in base.tensors)
 
 
 def _write_tensors(
