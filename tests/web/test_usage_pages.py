@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -40,12 +41,13 @@ TRAFFIC: list[Served] = [
 ]
 
 
-def _serve(app: FastAPI, traffic: list[Served]) -> str:
-    """Request records as the gateway writes them; the UTC day they were written on."""
+def _serve(app: FastAPI, traffic: list[Served], details: list[dict[str, Any]] | None = None) -> str:
+    """Request records as the gateway writes them (with ``details`` each, if given); the UTC
+    day they were written on."""
     gateway: Gateway = app.state.gateway
     log = AuditLog(gateway.db, gateway.settings)
     try:
-        for team, model, prompt, completion in traffic:
+        for index, (team, model, prompt, completion) in enumerate(traffic):
             log.append(
                 AuditEntry(
                     kind="request",
@@ -56,6 +58,7 @@ def _serve(app: FastAPI, traffic: list[Served]) -> str:
                     status=200,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
+                    details=details[index] if details else {},
                 )
             )
     finally:
@@ -219,27 +222,10 @@ def test_day_buckets_and_series() -> None:
 def test_a_cache_hit_is_priced_at_what_it_was_charged(
     viewer_client: ConsoleClient, console_app: FastAPI
 ) -> None:
-    gateway: Gateway = console_app.state.gateway
-    log = AuditLog(gateway.db, gateway.settings)
-    try:
-        hit = {"cache": "hit", "charged_tokens": 100_000}
-        for team, details in (("ops", {}), ("research", hit)):
-            log.append(
-                AuditEntry(
-                    kind="request",
-                    actor="ci",
-                    team=team,
-                    route="chat",
-                    target="gemma3-270m@1",
-                    status=200,
-                    prompt_tokens=900_000,
-                    completion_tokens=100_000,
-                    details=details,
-                )
-            )
-    finally:
-        log.close(checkpoint=False)
-    day = str(next(iter_records(gateway.db, Filter(kind="request", limit=1)))["at"])[:10]
+    served: list[Served] = [
+        (team, "gemma3-270m@1", 900_000, 100_000) for team in ("ops", "research")
+    ]
+    day = _serve(console_app, served, [{}, {"cache": "hit", "charged_tokens": 100_000}])
     _profile(console_app)
     page = viewer_client.get(
         "/console/usage", params={**_period(day), "tokens_per_second": "40", "api_model": "gpt-4o"}
