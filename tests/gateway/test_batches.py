@@ -1,6 +1,6 @@
-"""The Batch API in process: a real gateway app (SQLite, real audit log, limiter and batch
-runner) with a test engine; the official ``openai`` client over the app's test transport.
-The real engine and a gateway restart are in test_batches_server.py."""
+"""The Batch API in process: a real gateway app (SQLite and PostgreSQL, real audit log,
+limiter and batch runner) with a test engine; the official ``openai`` client over the app's
+test transport. The real engine and a gateway restart are in test_batches_server.py."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ from modelyard.intake.importer import import_path
 from tests.factories import write_tiny_gguf
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+# Both stores: one gateway process on SQLite, and the shared database of replicas.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 class ScriptedEngines:
@@ -167,9 +169,10 @@ def chat_line(custom_id: str, text: str, **body: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
     settings = Settings(
         home=tmp_path / "home",
+        database_url=database_url,
         probe_timeout_s=20,
         batch_poll_s=0.05,
         batch_lease_s=5,

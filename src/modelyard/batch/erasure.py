@@ -62,7 +62,10 @@ def erase_batch_data(session: Session, subject: str) -> BatchErasure:
 
 
 def _erase_lines(session: Session, subject: str) -> dict[str, int]:
-    """Erased lines per batch."""
+    """Erased lines per batch. Every batch row is locked first (PostgreSQL), as a finishing
+    batch locks its own before writing its output from its lines: so either that output is
+    written before, and is written again here, or after, from the erased lines."""
+    session.execute(select(BatchRow.id).with_for_update()).all()
     touched: dict[str, int] = {}
     query = (
         select(BatchLineRow, BatchRow.owner_key_name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Integer, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from modelyard.batch.files import new_file_row, unix
@@ -112,14 +112,13 @@ TIMES = (
 
 
 def _counts(session: Session, batch_id: str, total: int) -> Counts:
+    # One expression object in both places: PostgreSQL must see the same bound parameter in
+    # the select list and the GROUP BY (two copies of ``< 400`` are two parameters to it).
+    ok = (BatchLineRow.status_code < literal(400, type_=Integer)).label("ok")
     rows = session.execute(
-        select(
-            BatchLineRow.status,
-            BatchLineRow.status_code < 400,
-            func.count(),
-        )
+        select(BatchLineRow.status, ok, func.count())
         .where(BatchLineRow.batch_id == batch_id, BatchLineRow.status != "pending")
-        .group_by(BatchLineRow.status, BatchLineRow.status_code < 400)
+        .group_by(BatchLineRow.status, ok)
     ).all()
     completed = sum(n for status, ok, n in rows if status == "done" and ok)
     failed = sum(n for status, ok, n in rows if not (status == "done" and ok))
@@ -241,8 +240,11 @@ class BatchStore:
                 )
             return _record(session, row)
 
-    def _row(self, session: Session, owner: Principal | None, batch_id: str) -> BatchRow:
-        row = session.get(BatchRow, batch_id)
+    def _row(
+        self, session: Session, owner: Principal | None, batch_id: str, *, lock: bool = False
+    ) -> BatchRow:
+        """The batch (``lock``: its row locked to the end of the transaction, PostgreSQL)."""
+        row = session.get(BatchRow, batch_id, with_for_update=lock)
         if row is None or (
             owner is not None and not owner.admin and row.owner_key_id != owner.key_id
         ):
@@ -395,7 +397,9 @@ class BatchStore:
         ``outcome``: completed, cancelled or expired."""
         now = self.clock()
         with self.db.session() as session:
-            row = self._row(session, None, batch_id)
+            # Locked: an erasure of a data subject's lines (batch/erasure.py) either ends
+            # before these files are written from the lines, or waits and writes them again.
+            row = self._row(session, None, batch_id, lock=True)
             if row.status in TERMINAL:
                 return _record(session, row)
             if outcome in LINE_ERRORS:
