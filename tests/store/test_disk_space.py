@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from modelyard.catalog.registry import Registry
+from modelyard.config import Settings
 from modelyard.errors import StoreFault
+from modelyard.intake.importer import import_path
 from modelyard.quantize.service import expected_size
 from modelyard.store import disk_space
 from modelyard.store.blobs import BlobStore
@@ -69,3 +72,15 @@ def test_size_estimates(tmp_path: Path) -> None:
         assert merged_size(gguf) == 16 * 8 * 2 + 8 * 4  # the matrix in F16, the vector in F32
     assert expected_size(1_600, current_level="F16", level="Q8_0") == 850
     assert expected_size(1_000, current_level=None, level="Q4_0") == 1_000
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_import_the_disk_cannot_hold_is_refused_before_copying(
+    tmp_path: Path, registry: Registry, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    _free(monkeypatch, 1_000_000)
+    with pytest.raises(StoreFault, match="not enough disk space for the copy into the store"):
+        import_path(source, registry, settings)
+    assert registry.is_empty()
+    assert not any(registry.blobs.tmp_dir.iterdir())

@@ -180,6 +180,7 @@ def execute_import(
                     [_AtMost(source, scanned.size_bytes + 1)],
                     progress=callback,
                     expected_sha256=expected_sha256 if plan.format == "gguf" else None,
+                    expected_size=scanned.size_bytes,
                 )
             landed[scanned.relpath] = copy
             if copy.size_bytes != scanned.size_bytes:

@@ -86,6 +86,7 @@ class BlobStore:
         *,
         expected_sha256: str | None = None,
         progress: ProgressCallback | None = None,
+        expected_size: int | None = None,
     ) -> LandedBlob:
         """Copy the concatenation of ``sources`` into ``blobs/tmp``, hashing and fsyncing it.
 
@@ -93,10 +94,14 @@ class BlobStore:
         bytes (never the source, which may change under it), then :meth:`commit` renames it
         into place or :meth:`discard` removes it. Raises ``ValueError`` when
         ``expected_sha256`` is given and does not match; nothing is left behind then.
+        The disk must hold ``expected_size`` bytes (default: what the open files have left
+        to read) or :class:`~modelyard.errors.StoreFault` is raised before anything is copied.
         """
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         sources = list(sources)
-        require_free(self.tmp_dir, sum(_size_of(s) for s in sources), "the copy into the store")
+        if expected_size is None:
+            expected_size = sum(_size_of(source) for source in sources)
+        require_free(self.tmp_dir, expected_size, "the copy into the store")
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(
