@@ -91,8 +91,9 @@ def audit_events(app: FastAPI, event: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def console_home(tmp_path: Path) -> Settings:
-    settings = Settings(home=tmp_path / "home", probe_timeout_s=20)
+def console_home(tmp_path: Path, database_url: str) -> Settings:
+    """The console's home, on each store (``database_url``: SQLite and PostgreSQL)."""
+    settings = Settings(home=tmp_path / "home", probe_timeout_s=20, database_url=database_url)
     settings.ensure_home()
     return settings
 
