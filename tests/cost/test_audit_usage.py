@@ -10,8 +10,9 @@ import pytest
 from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.config import Settings
 from modelyard.cost.audit_usage import AuditUsage
-from modelyard.cost.chargeback import UsageRow, chargeback
+from modelyard.cost.chargeback import Chargeback, UsageRow, chargeback
 from modelyard.store.database import Database
+from tests.cost.records import append_requests
 
 
 @pytest.fixture
@@ -19,6 +20,18 @@ def audit_db(settings: Settings) -> Iterator[Database]:
     db = Database(settings.resolved_database_url)
     yield db
     db.close()
+
+
+def _by_team(source: AuditUsage, since: datetime, until: datetime) -> Chargeback:
+    """Chargeback per team at 1 USD an hour for a million tokens an hour."""
+    return chargeback(
+        source.usage(since, until, "team"),
+        by="team",
+        since=since,
+        until=until,
+        hourly_cost=1.0,
+        capacity_tokens_per_hour=1_000_000,
+    )
 
 
 def test_usage_and_chargeback_from_audit_records(audit_db: Database, settings: Settings) -> None:
@@ -55,14 +68,7 @@ def test_usage_and_chargeback_from_audit_records(audit_db: Database, settings: S
     assert by_key == {"alice": 2, "bob": 1, "carol": 1}  # the event record is not usage
     assert source.usage(now - timedelta(days=3), now - timedelta(days=2), "team") == []
 
-    report = chargeback(
-        source.usage(since, until, "team"),
-        by="team",
-        since=since,
-        until=until,
-        hourly_cost=1.0,
-        capacity_tokens_per_hour=1_000_000,
-    )
+    report = _by_team(source, since, until)
     lines = {x.name: x for x in report.lines}
     assert lines["legal"].tokens == 2500
     assert lines["(none)"].tokens == 100
@@ -107,27 +113,16 @@ def test_throughput_from_served_traffic(audit_db: Database, settings: Settings) 
 def test_cache_hits_are_usage_but_priced_at_what_they_were_charged(
     audit_db: Database, settings: Settings
 ) -> None:
-    log = AuditLog(audit_db, settings)
-    try:
-        for team, prompt, completion, details in (
+    append_requests(
+        audit_db,
+        settings,
+        [
             ("legal", 900, 100, {"cache": "miss"}),
             ("legal", 900, 100, {"cache": "hit", "charged_tokens": 100}),
             ("legal", 900, 100, {"cache": "hit", "charged_tokens": 100}),
             ("sales", 900, 100, {}),  # cache off for the key
-        ):
-            log.append(
-                AuditEntry(
-                    actor="alice",
-                    team=team,
-                    target="gemma3-270m@1",
-                    status=200,
-                    prompt_tokens=prompt,
-                    completion_tokens=completion,
-                    details=details,
-                )
-            )
-    finally:
-        log.close(checkpoint=False)
+        ],
+    )
     now = datetime.now(UTC)
     since, until = now - timedelta(hours=1), now + timedelta(minutes=1)
     from modelyard.audit.usage import usage_by
@@ -136,15 +131,7 @@ def test_cache_hits_are_usage_but_priced_at_what_they_were_charged(
     assert (legal.requests, legal.total_tokens, legal.cache_hits) == (3, 3000, 2)
     assert (legal.cache_hit_tokens, legal.cache_hit_charged_tokens) == (2000, 200)
     assert legal.charged_tokens == 1200 and legal.to_json()["charged_tokens"] == 1200
-    rows = AuditUsage(audit_db).usage(since, until, "team")
-    report = chargeback(
-        rows,
-        by="team",
-        since=since,
-        until=until,
-        hourly_cost=1.0,
-        capacity_tokens_per_hour=1_000_000,
-    )
+    report = _by_team(AuditUsage(audit_db), since, until)
     lines = {x.name: x for x in report.lines}
     assert lines["legal"].tokens == 3000 and lines["legal"].charged_tokens == 1200
     assert lines["legal"].cache_hits == 2

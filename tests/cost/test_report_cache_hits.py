@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelyard.audit.log import AuditEntry, AuditLog
 from modelyard.cli.app import app
 from modelyard.config import Settings
 from modelyard.store.database import Database
+from tests.cost.records import append_requests
 
 GPU_BOX = (
     "--gpus", "1xH100-80GB", "--ram-gb", "256", "--bandwidth-gbs", "200",
@@ -24,26 +24,17 @@ def test_report_prices_cache_hits_at_their_charged_tokens(tmp_path: Path) -> Non
     settings = Settings(home=tmp_path / "home")
     settings.ensure_home()
     db = Database(settings.resolved_database_url)
-    log = AuditLog(db, settings)
     try:
-        for team, details in (
-            ("legal", {"cache": "miss"}),
-            ("legal", {"cache": "hit", "charged_tokens": 100}),
-            ("sales", {}),
-        ):
-            log.append(
-                AuditEntry(
-                    actor="alice",
-                    team=team,
-                    target="gemma3-270m@1",
-                    status=200,
-                    prompt_tokens=900,
-                    completion_tokens=100,
-                    details=details,
-                )
-            )
+        append_requests(
+            db,
+            settings,
+            [
+                ("legal", 900, 100, {"cache": "miss"}),
+                ("legal", 900, 100, {"cache": "hit", "charged_tokens": 100}),
+                ("sales", 900, 100, {}),
+            ],
+        )
     finally:
-        log.close(checkpoint=False)
         db.close()
     env = {"MODELYARD_HOME": str(settings.home), "COLUMNS": "200", "MODELYARD_DATABASE_URL": ""}
     runner = CliRunner()

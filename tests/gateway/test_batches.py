@@ -144,6 +144,23 @@ class Env:
             time.sleep(0.05)
         raise AssertionError(f"batch {batch_id} never got there: {batch}")
 
+    def stop_runner(self) -> None:
+        """Stop the app's batch runner (a gateway going down): batches wait, lines pend."""
+        portal = self.client.portal
+        assert portal is not None
+        portal.call(self.client.app.state.batch_runner.stop)
+
+    def run_on_a_new_runner(self, batch_id: str) -> Any:
+        """A new runner (a restarted gateway) takes the batch to its end; the batch."""
+        portal = self.client.portal
+        assert portal is not None
+        runner = BatchRunner(self.client.app, self.gw, clock=self.gw.clock)
+        portal.call(runner.start)
+        try:
+            return self.wait(batch_id)
+        finally:
+            portal.call(runner.stop)
+
     def output(self, file_id: str, key: str = "alice") -> list[dict[str, Any]]:
         reply = self.client.get(f"/v1/files/{file_id}/content", headers=self.headers(key))
         assert reply.status_code == 200, reply.text
@@ -399,10 +416,7 @@ def test_a_revoked_key_s_lines_are_refused(env: Env) -> None:
 def test_finished_lines_are_not_run_again(env: Env) -> None:
     """A restart: the runner stops, some lines are done (their answers kept), a new runner
     runs only the pending ones."""
-    app = env.client.app
-    portal = env.client.portal
-    assert portal is not None
-    portal.call(app.state.batch_runner.stop)
+    env.stop_runner()
     lines = [chat_line(f"r{i}", f"say w{i}") for i in range(5)]
     batch = env.create(env.upload(lines).json()["id"]).json()
     store = BatchStore(env.gw.db)
@@ -411,12 +425,7 @@ def test_finished_lines_are_not_run_again(env: Env) -> None:
             batch["id"], line_no, status_code=200, request_id="req-before", response='{"kept":1}'
         )
     assert not store.record(batch["id"], 1, status_code=500, request_id=None, response="{}")
-    runner = BatchRunner(app, env.gw, clock=env.gw.clock)
-    portal.call(runner.start)
-    try:
-        done = env.wait(batch["id"])
-    finally:
-        portal.call(runner.stop)
+    done = env.run_on_a_new_runner(batch["id"])
     rows = env.output(done["output_file_id"])
     assert [r["response"]["body"] for r in rows[:1]] == [{"kept": 1}]
     assert rows[2]["response"]["request_id"] == "req-before"
@@ -612,20 +621,12 @@ def test_a_subject_s_lines_not_yet_run_never_run_after_erasure(env: Env) -> None
         headers=env.headers(),
     )
     assert reply.status_code == 200, reply.text
-    app = env.client.app
-    portal = env.client.portal
-    assert portal is not None
-    portal.call(app.state.batch_runner.stop)
+    env.stop_runner()
     lines = [chat_line("c1", "say carolpending", user="carol"), chat_line("a1", "say other")]
     batch = env.create(env.upload(lines).json()["id"]).json()
     assert _erase(env, "carol").batch.lines == 1
     env.engines.prompts.clear()
-    runner = BatchRunner(app, env.gw, clock=env.gw.clock)
-    portal.call(runner.start)
-    try:
-        done = env.wait(batch["id"])
-    finally:
-        portal.call(runner.stop)
+    done = env.run_on_a_new_runner(batch["id"])
     assert [p.split()[-1] for p in env.engines.prompts] == ["other"]
     assert done["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
     rows = env.output(done["output_file_id"])
